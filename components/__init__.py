@@ -1,0 +1,1 @@
+"""llm-platform components: one concern per module, consumed by `stacks`."""

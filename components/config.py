@@ -1,0 +1,495 @@
+"""The typed stack config: everything a `Pulumi.<stack>.yaml` may say under `llm-platform:`.
+
+Every rule that can be checked without a cloud lives here, so a wrong value fails `pulumi preview`
+(and the offline plan, and a portal request) with the stack file and key path, before any resource
+is registered and long before a GPU node is billed. Field names are camelCase in YAML (the
+`alias`), snake_case in Python.
+
+Structural rules come from the field types; rules that relate fields (max ≥ min, a pool's instance
+types really carry its GPU, unique names) are `model_validator`s that report every problem at its
+own key path through `_raise_problems`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from .gpu_catalog import cpu_arch, gpu_instance, gpu_instances, gpu_models
+from .gpu_scheduling import LABEL_DOMAIN, RESERVED_TAINT_KEYS, CapacityType, TaintEffect
+
+CONFIG_NAMESPACE = "llm-platform"
+
+Loc = tuple[str | int, ...]
+Problem = tuple[Loc, str]
+
+_DNS_LABEL = r"[a-z]([-a-z0-9]*[a-z0-9])?"
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+_LABEL_KEY = rf"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?{_LABEL_NAME}$"
+
+ClusterName = Annotated[str, StringConstraints(pattern=rf"^{_DNS_LABEL}$", min_length=2, max_length=40)]
+PoolName = Annotated[str, StringConstraints(pattern=rf"^{_DNS_LABEL}$", min_length=1, max_length=30)]
+ModelName = Annotated[str, StringConstraints(pattern=rf"^{_DNS_LABEL}$", min_length=1, max_length=40)]
+LabelKey = Annotated[str, StringConstraints(pattern=_LABEL_KEY, max_length=316)]
+LabelValue = Annotated[str, StringConstraints(pattern=rf"^({_LABEL_NAME})?$", max_length=63)]
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")]
+Zone = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$")]
+SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
+VpcId = Annotated[str, StringConstraints(pattern=r"^vpc-[0-9a-f]{8,17}$")]
+IamPrincipalArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")]
+InstanceTypeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")]
+
+
+class ConfigError(pulumi.RunError):
+    """Invalid stack config. A `RunError`, so `pulumi up` prints the message without a traceback."""
+
+    def __init__(self, stack_file: str, problems: list[tuple[str, str]]):
+        self.stack_file = stack_file
+        self.problems = problems  # (key path, message), e.g. ("llm-platform:gpuPools[1].maxSize", "...")
+        lines = [f"{stack_file}: {path}: {message}" for path, message in problems]
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(f"invalid stack config ({len(problems)} {noun}):\n" + "\n".join(lines))
+
+
+def _raise_problems(problems: list[Problem]) -> None:
+    """Report several cross-field problems at once, each at its own key path below the model."""
+    if problems:
+        summary = "; ".join(message for _, message in problems)
+        raise PydanticCustomError("config_problems", "{summary}", {"summary": summary, "problems": problems})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, extra="forbid", frozen=True
+    )
+
+
+class _ScalingBounds(_Model):
+    """Node counts for a pool. desiredSize is only the initial count: autoscalers own it afterwards."""
+
+    min_size: int = Field(0, ge=0, le=1000)
+    max_size: int = Field(ge=1, le=1000)
+    desired_size: int | None = Field(None, ge=0, le=1000, description="Initial node count; defaults to minSize.")
+
+    @property
+    def desired(self) -> int:
+        return self.min_size if self.desired_size is None else self.desired_size
+
+    def _bounds_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        if self.max_size < self.min_size:
+            problems.append((("maxSize",), f"must be ≥ minSize ({self.min_size})"))
+        elif self.desired_size is not None and not self.min_size <= self.desired_size <= self.max_size:
+            problems.append(
+                (("desiredSize",), f"must be between minSize ({self.min_size}) and maxSize ({self.max_size})")
+            )
+        return problems
+
+
+def _one_architecture(instance_types: list[str], arch_of) -> list[Problem]:
+    archs = {t: arch_of(t) for t in instance_types}
+    first = instance_types[0] if instance_types else None
+    return [
+        (("instanceTypes", i), f"{t} is {archs[t]} but {first} is {archs[first]}: a node group runs one AMI architecture")
+        for i, t in enumerate(instance_types)
+        if first and archs[t] != archs[first]
+    ]
+
+
+class TaintConfig(_Model):
+    key: LabelKey
+    value: LabelValue = ""
+    effect: TaintEffect = "NoSchedule"
+
+
+def _label_problems(labels: Mapping[str, str]) -> list[Problem]:
+    problems: list[Problem] = []
+    for key in labels:
+        domain = key.split("/", 1)[0] if "/" in key else ""
+        if domain == LABEL_DOMAIN or domain.endswith("." + LABEL_DOMAIN):
+            problems.append((("labels", key), f"the {LABEL_DOMAIN}/ prefix is set by the platform"))
+        elif domain.endswith("kubernetes.io") or domain.endswith("k8s.io"):
+            problems.append((("labels", key), "kubernetes.io and k8s.io labels are reserved for Kubernetes and EKS"))
+    return problems
+
+
+class SystemPoolConfig(_ScalingBounds):
+    """On-demand CPU nodes for controllers (KEDA, Karpenter, Prometheus, GPU Operator operands' control)."""
+
+    instance_types: list[InstanceTypeName] = Field(default_factory=lambda: ["m7i.xlarge"], min_length=1)
+    min_size: int = Field(2, ge=1, le=100, description="At least 1: the controllers must run somewhere.")
+    max_size: int = Field(4, ge=1, le=100)
+    disk_size_gib: int = Field(50, ge=20, le=1000)
+
+    @model_validator(mode="after")
+    def _check(self) -> SystemPoolConfig:
+        problems = self._bounds_problems()
+        for i, name in enumerate(self.instance_types):
+            if gpu_instance(name) is not None:
+                problems.append((("instanceTypes", i), f"{name} is a GPU instance type; the system pool is CPU-only"))
+        problems += _one_architecture(self.instance_types, cpu_arch)
+        _raise_problems(problems)
+        return self
+
+
+def _gpu_type_names() -> list[str]:
+    return sorted(gpu_models())
+
+
+class GpuPoolConfig(_ScalingBounds):
+    """A tainted GPU node group. Every instance type in it must carry `gpusPerNode` GPUs of `gpuType`,
+    because workloads request GPUs and pick nodes by those two values."""
+
+    name: PoolName
+    gpu_type: str = Field(json_schema_extra={"enum": _gpu_type_names()})
+    gpus_per_node: int = Field(ge=1, le=16)
+    instance_types: list[InstanceTypeName] = Field(min_length=1)
+    capacity_type: CapacityType = "on-demand"
+    disk_size_gib: int = Field(
+        200, ge=100, le=16384, description="Root volume: vLLM images are ~10 GB compressed, more unpacked."
+    )
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    taints: list[TaintConfig] = Field(default_factory=list, description="Extra taints; the GPU and spot taints are always set.")
+
+    @model_validator(mode="after")
+    def _check(self) -> GpuPoolConfig:
+        problems = self._bounds_problems()
+        if self.gpu_type not in gpu_models():
+            problems.append((("gpuType",), f"unknown GPU type {self.gpu_type!r} (known: {', '.join(_gpu_type_names())})"))
+        if len(set(self.instance_types)) != len(self.instance_types):
+            problems.append((("instanceTypes",), "lists an instance type twice"))
+        for i, name in enumerate(self.instance_types):
+            problems += [(("instanceTypes", i), msg) for msg in self._instance_type_problems(name)]
+        if not any(loc[0] == "instanceTypes" for loc, _ in problems):
+            problems += _one_architecture(self.instance_types, lambda t: gpu_instance(t).arch)
+        problems += _label_problems(self.labels)
+        for i, taint in enumerate(self.taints):
+            if taint.key in RESERVED_TAINT_KEYS:
+                problems.append((("taints", i, "key"), f"{taint.key} is set by the platform (GPU and spot taints)"))
+        _raise_problems(problems)
+        return self
+
+    def _instance_type_problems(self, name: str) -> list[str]:
+        known = gpu_instance(name)
+        if known is None:
+            names = [i.name for i in gpu_instances("aws")]
+            close = difflib.get_close_matches(name, names, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            return [f"{name} is not a known GPU instance type{hint}"]
+        problems = []
+        if known.gpu.key != self.gpu_type:
+            problems.append(f"{name} carries {known.gpu.key}, not gpuType {self.gpu_type}")
+        if known.gpus_per_node != self.gpus_per_node:
+            problems.append(f"{name} has {known.gpus_per_node} GPU(s) per node, not gpusPerNode {self.gpus_per_node}")
+        return problems
+
+
+class PrivateSubnet(_Model):
+    id: SubnetId
+    zone: Zone
+
+
+class NetworkConfig(_Model):
+    """A new VPC (`vpcCidr` + `availabilityZones`) or an existing one (`vpcId` + `privateSubnets`).
+
+    Zones are explicit on purpose: GPU instance types are not offered in every zone of a region, so
+    the platform engineer picks zones where the pools' types exist (`aws ec2
+    describe-instance-type-offerings --location-type availability-zone`).
+    """
+
+    vpc_cidr: str | None = Field(None, description="New VPC: its IPv4 CIDR, /16 to /20.")
+    availability_zones: list[Zone] | None = Field(None, description="New VPC: 2 to 6 zones.")
+    nat_gateways: Literal["single", "perZone"] = Field(
+        "perZone", description="perZone survives a zone outage; single is cheaper for dev."
+    )
+    vpc_id: VpcId | None = Field(None, description="Existing VPC.")
+    private_subnets: list[PrivateSubnet] | None = Field(
+        None, description="Existing VPC: one private subnet per zone, with NAT egress, at least 2 zones."
+    )
+
+    @property
+    def is_existing(self) -> bool:
+        return self.vpc_id is not None
+
+    @property
+    def zones(self) -> list[str]:
+        if self.is_existing:
+            return [s.zone for s in self.private_subnets or []]
+        return list(self.availability_zones or [])
+
+    @model_validator(mode="after")
+    def _check(self) -> NetworkConfig:
+        problems: list[Problem] = []
+        if self.is_existing:
+            for key in ("vpc_cidr", "availability_zones"):
+                if getattr(self, key) is not None:
+                    problems.append(((to_camel(key),), "only for a new VPC; an existing VPC (vpcId) takes privateSubnets"))
+            if not self.private_subnets:
+                problems.append((("privateSubnets",), "required with vpcId"))
+            else:
+                problems += _zone_problems(("privateSubnets",), [s.zone for s in self.private_subnets])
+        else:
+            if self.private_subnets is not None:
+                problems.append((("privateSubnets",), "only with vpcId (an existing VPC)"))
+            if self.vpc_cidr is None:
+                problems.append((("vpcCidr",), "required for a new VPC (or set vpcId to use an existing one)"))
+            else:
+                problems += [(("vpcCidr",), msg) for msg in _cidr_problems(self.vpc_cidr)]
+            if self.availability_zones is None:
+                problems.append((("availabilityZones",), "required for a new VPC"))
+            else:
+                problems += _zone_problems(("availabilityZones",), self.availability_zones)
+        _raise_problems(problems)
+        return self
+
+
+def _cidr_problems(cidr: str) -> list[str]:
+    try:
+        net = ipaddress.IPv4Network(cidr)
+    except ValueError as exc:
+        return [f"not an IPv4 network: {exc}"]
+    if not 16 <= net.prefixlen <= 20:
+        return [f"prefix /{net.prefixlen} must be /16 to /20 (pods take VPC IPs with the VPC CNI)"]
+    return []
+
+
+def _zone_problems(loc: Loc, zones: list[str]) -> list[Problem]:
+    problems: list[Problem] = []
+    if len(zones) < 2:
+        problems.append((loc, "at least 2 zones: EKS requires subnets in two zones, and one zone is one outage"))
+    if len(zones) > 6:
+        problems.append((loc, "at most 6 zones"))
+    for i, zone in enumerate(zones):
+        if zone in zones[:i]:
+            problems.append(((*loc, i), f"zone {zone} is listed twice (EFS takes one mount target per zone)"))
+    return problems
+
+
+class ClusterConfig(_Model):
+    name: ClusterName
+    kubernetes_version: str = Field(pattern=r"^1\.\d{2}$", description="EKS minor version, e.g. \"1.35\".")
+    endpoint_public_access: bool = Field(True, description="Expose the API endpoint publicly (restricted by publicAccessCidrs).")
+    public_access_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
+    admin_principal_arns: list[IamPrincipalArn] = Field(
+        default_factory=list, description="IAM roles/users granted cluster-admin through EKS access entries."
+    )
+    protect: bool = Field(False, description="Pulumi-protect and deletion-protect the cluster, its network and keys.")
+    network: NetworkConfig
+
+    @model_validator(mode="after")
+    def _check(self) -> ClusterConfig:
+        problems: list[Problem] = []
+        minor = int(self.kubernetes_version.split(".")[1])
+        if minor < 30:
+            problems.append((("kubernetesVersion",), "must be 1.30 or newer (AL2023 NVIDIA AMIs, access entries)"))
+        for i, cidr in enumerate(self.public_access_cidrs):
+            try:
+                ipaddress.IPv4Network(cidr)
+            except ValueError as exc:
+                problems.append((("publicAccessCidrs", i), f"not an IPv4 network: {exc}"))
+        if len(set(self.admin_principal_arns)) != len(self.admin_principal_arns):
+            problems.append((("adminPrincipalArns",), "lists a principal twice"))
+        _raise_problems(problems)
+        return self
+
+
+class AddonToggle(_Model):
+    enabled: bool = True
+
+
+class AddonsConfig(_Model):
+    """Which cluster add-ons this stack installs; their settings arrive with the add-on layer."""
+
+    gpu_operator: AddonToggle = AddonToggle()
+    dcgm_exporter: AddonToggle = AddonToggle()
+    keda: AddonToggle = AddonToggle()
+    karpenter: AddonToggle = AddonToggle()
+    prometheus: AddonToggle = AddonToggle()
+    prometheus_adapter: AddonToggle = AddonToggle(enabled=False)
+    efs_csi: AddonToggle = AddonToggle()
+
+
+class ModelConfig(_Model):
+    """A vLLM model service (the section is defined now; the services are built by the model layer)."""
+
+    name: ModelName
+    model: str = Field(min_length=1, description="Hugging Face model id, or a path on the shared weights volume.")
+    revision: str | None = Field(None, description="Pinned model revision (commit sha or tag).")
+    gpu_type: str = Field(json_schema_extra={"enum": _gpu_type_names()})
+    gpus_per_replica: int = Field(1, ge=1, le=16, description="= vLLM tensor-parallel size.")
+    min_replicas: int = Field(1, ge=0, le=1000)
+    max_replicas: int = Field(1, ge=1, le=1000)
+    capacity: Literal["on-demand", "spot-allowed", "spot-preferred"] = "on-demand"
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        problems: list[Problem] = []
+        if self.max_replicas < self.min_replicas:
+            problems.append((("maxReplicas",), f"must be ≥ minReplicas ({self.min_replicas})"))
+        if self.gpu_type not in gpu_models():
+            problems.append((("gpuType",), f"unknown GPU type {self.gpu_type!r} (known: {', '.join(_gpu_type_names())})"))
+        _raise_problems(problems)
+        return self
+
+
+def _tag_problems(tags: dict[str, str]) -> list[Problem]:
+    """AWS tag limits, checked here because a bad tag fails the whole `pulumi up` half-way."""
+    problems: list[Problem] = []
+    for key, value in tags.items():
+        if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
+            problems.append((("tags", key), "a tag key is 1-128 characters and does not start with aws:"))
+        if len(value) > 256:
+            problems.append((("tags", key), "a tag value is at most 256 characters"))
+    return problems
+
+
+class StackConfig(_Model):
+    """Everything one stack (one environment) says: `llm-platform:<field>` keys in `Pulumi.<stack>.yaml`."""
+
+    cloud: Literal["aws"] = Field(description="Cloud to build on. AWS (EKS) in this release.")
+    region: Region
+    cluster: ClusterConfig
+    system_pool: SystemPoolConfig = SystemPoolConfig()
+    gpu_pools: list[GpuPoolConfig] = Field(min_length=1, description="Tainted GPU node groups.")
+    addons: AddonsConfig = AddonsConfig()
+    models: list[ModelConfig] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags on every cloud resource.")
+
+    @model_validator(mode="after")
+    def _check(self) -> StackConfig:
+        problems = _tag_problems(self.tags)
+        problems += _duplicates("gpuPools", [p.name for p in self.gpu_pools])
+        problems += _duplicates("models", [m.name for m in self.models])
+        for i, zone in enumerate(self.cluster.network.zones):
+            if not zone.startswith(self.region):
+                key = "privateSubnets" if self.cluster.network.is_existing else "availabilityZones"
+                loc = ("cluster", "network", key, i) + (("zone",) if self.cluster.network.is_existing else ())
+                problems.append((loc, f"zone {zone} is not in region {self.region}"))
+        for i, pool in enumerate(self.gpu_pools):
+            for j, name in enumerate(pool.instance_types):
+                if gpu_instance(name).cloud != self.cloud:
+                    problems.append((("gpuPools", i, "instanceTypes", j), f"{name} is not a {self.cloud} instance type"))
+        for i, model in enumerate(self.models):
+            problems += [(("models", i, *loc), msg) for loc, msg in self._model_fit_problems(model)]
+        _raise_problems(problems)
+        return self
+
+    def _model_fit_problems(self, model: ModelConfig) -> Iterable[Problem]:
+        pools = [p for p in self.gpu_pools if p.gpu_type == model.gpu_type]
+        if not pools:
+            offered = sorted({p.gpu_type for p in self.gpu_pools})
+            yield (("gpuType",), f"no GPU pool provides {model.gpu_type} (pools provide: {', '.join(offered)})")
+        elif not any(p.gpus_per_node >= model.gpus_per_replica for p in pools):
+            most = max(p.gpus_per_node for p in pools)
+            yield (
+                ("gpusPerReplica",),
+                f"{model.gpus_per_replica} GPUs per replica, but {model.gpu_type} pools have at most {most} per node "
+                "(tensor parallelism does not span nodes)",
+            )
+
+
+def _duplicates(key: str, names: list[str]) -> list[Problem]:
+    return [((key, i, "name"), f"duplicate name {n!r} (also at {key}[{names.index(n)}])") for i, n in enumerate(names) if n in names[:i]]
+
+
+# ---- turning pydantic errors into key paths a person can act on -----------------------------------
+
+
+def format_key_path(loc: Loc) -> str:
+    """("gpuPools", 1, "maxSize") -> "llm-platform:gpuPools[1].maxSize"."""
+    text = f"{CONFIG_NAMESPACE}:{loc[0]}" if loc else CONFIG_NAMESPACE
+    for part in loc[1:]:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+            text += f".{part}"
+        else:  # a map key such as a label "team.example.com/owner"
+            text += f"[{part!r}]"
+    return text
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind, msg = error["type"], error["msg"]
+    if kind == "missing":
+        return "required"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "string_pattern_mismatch":
+        return f"{error['input']!r} does not match {error['ctx']['pattern']}"
+    if msg.startswith("Input should be "):
+        return "must be " + msg.removeprefix("Input should be ") + f" (got {error['input']!r})"
+    return msg.removeprefix("Value error, ")
+
+
+def _suggest(loc: Loc, raw: Any) -> str:
+    """For an unknown key, the closest real key at that level ("gpuPool" -> "gpuPools")."""
+    model: Any = StackConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+        if field is None:
+            return ""
+        model = _model_of(field.annotation)
+        if model is None:
+            return ""
+    close = difflib.get_close_matches(str(loc[-1]), _field_names(model), n=1)
+    return f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(_field_names(model))})"
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def problems_from_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        if error["type"] == "config_problems":
+            problems += [(format_key_path(loc + tuple(sub)), msg) for sub, msg in error["ctx"]["problems"]]
+            continue
+        message = _message(error)
+        if error["type"] == "extra_forbidden":
+            message += _suggest(loc, error["input"])
+        problems.append((format_key_path(loc), message))
+    return problems
+
+
+def parse_stack_config(raw: Mapping[str, Any], stack_file: str) -> StackConfig:
+    """Validate the `llm-platform:` keys of one stack (namespace already stripped).
+
+    Raises ConfigError listing every problem, each as `<stack file>: llm-platform:<key path>: why`.
+    """
+    try:
+        return StackConfig.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise ConfigError(stack_file, problems_from_validation_error(exc)) from None
+
+
+def stack_config_json_schema() -> dict[str, Any]:
+    """JSON Schema of the stack config, for the portal's forms and for the README reference."""
+    schema = StackConfig.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["description"] = (
+        f"Keys of Pulumi.<stack>.yaml under the '{CONFIG_NAMESPACE}:' namespace "
+        f"(each top-level property is the config key '{CONFIG_NAMESPACE}:<property>')."
+    )
+    return schema

@@ -1,0 +1,83 @@
+"""Node labels and taints for GPU pools: one policy, shared by every cloud and every workload.
+
+Why taint GPU nodes at all: without `nvidia.com/gpu=present:NoSchedule`, any CPU pod (a log
+shipper's burst, a CI job) can land on a $30/hour node and block a model replica from scheduling.
+Spot nodes carry a second taint so that only workloads that explicitly accept interruption land on
+them; a model that must stay up on on-demand capacity never tolerates it.
+
+Cluster modules translate these into their cloud API (EKS `NO_SCHEDULE`, GKE `NO_SCHEDULE`, AKS
+`key=value:NoSchedule`); workloads build their tolerations and node affinity from the same values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+CapacityType = Literal["on-demand", "spot"]
+
+LABEL_DOMAIN = "llm-platform.io"
+LABEL_POOL = f"{LABEL_DOMAIN}/pool"
+LABEL_NODE_ROLE = f"{LABEL_DOMAIN}/node-role"
+LABEL_GPU_TYPE = f"{LABEL_DOMAIN}/gpu-type"
+LABEL_GPU_COUNT = f"{LABEL_DOMAIN}/gpu-count"
+LABEL_CAPACITY_TYPE = f"{LABEL_DOMAIN}/capacity-type"
+
+NODE_ROLE_SYSTEM = "system"
+NODE_ROLE_GPU = "gpu"
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str
+    effect: TaintEffect
+
+    def toleration(self) -> dict[str, str]:
+        """The exact (Equal) toleration for this taint, as a Kubernetes toleration object."""
+        return {"key": self.key, "operator": "Equal", "value": self.value, "effect": self.effect}
+
+
+GPU_TAINT = Taint("nvidia.com/gpu", "present", "NoSchedule")
+SPOT_TAINT = Taint(f"{LABEL_DOMAIN}/capacity-type", "spot", "NoSchedule")
+
+RESERVED_TAINT_KEYS = frozenset({GPU_TAINT.key, SPOT_TAINT.key})
+
+
+@dataclass(frozen=True)
+class GpuPoolPlacement:
+    """How a workload finds (labels) and is admitted to (taints) one GPU pool."""
+
+    pool: str
+    gpu_type: str
+    gpus_per_node: int
+    capacity_type: CapacityType
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+
+
+def system_pool_labels() -> dict[str, str]:
+    return {LABEL_POOL: NODE_ROLE_SYSTEM, LABEL_NODE_ROLE: NODE_ROLE_SYSTEM}
+
+
+def gpu_pool_placement(
+    pool: str,
+    gpu_type: str,
+    gpus_per_node: int,
+    capacity_type: CapacityType,
+    extra_labels: dict[str, str] | None = None,
+    extra_taints: tuple[Taint, ...] = (),
+) -> GpuPoolPlacement:
+    labels = dict(extra_labels or {})
+    labels.update(
+        {
+            LABEL_POOL: pool,
+            LABEL_NODE_ROLE: NODE_ROLE_GPU,
+            LABEL_GPU_TYPE: gpu_type,
+            LABEL_GPU_COUNT: str(gpus_per_node),
+            LABEL_CAPACITY_TYPE: capacity_type,
+        }
+    )
+    taints = (GPU_TAINT,) + ((SPOT_TAINT,) if capacity_type == "spot" else ()) + tuple(extra_taints)
+    return GpuPoolPlacement(pool, gpu_type, gpus_per_node, capacity_type, labels, taints)

@@ -1,0 +1,58 @@
+"""One stack, from its validated config to registered resources. `__main__.py` calls these two."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from components.cluster import build_cluster
+from components.cluster_contract import ClusterContract
+from components.config import CONFIG_NAMESPACE, StackConfig, parse_stack_config
+
+
+def _namespace_config() -> dict[str, Any]:
+    """Every `llm-platform:*` key the engine handed this program, structured values decoded.
+
+    `pulumi.Config` can only fetch keys it is asked for; validating the whole namespace (so a typo
+    such as `llm-platform:gpuPool` is an error, not a silently ignored key) needs the full map.
+    """
+    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    prefix = f"{CONFIG_NAMESPACE}:"
+    raw: dict[str, Any] = {}
+    for key, value in merged.items():
+        if not key.startswith(prefix):
+            continue
+        if isinstance(value, str) and value[:1] in "[{":
+            value = json.loads(value)  # the engine passes structured YAML values as JSON text
+        raw[key[len(prefix):]] = value
+    return raw
+
+
+def load_stack_config() -> StackConfig:
+    """Validate this stack's config; raises ConfigError (a RunError: message, no traceback)."""
+    return parse_stack_config(_namespace_config(), f"Pulumi.{pulumi.get_stack()}.yaml")
+
+
+def stack_tags(cfg: StackConfig, stack: str) -> dict[str, str]:
+    """Tags on every cloud resource: who manages it and which stack, so a bill line finds its owner."""
+    return {"managed-by": "pulumi", "llm-platform/project": pulumi.get_project(), "llm-platform/stack": stack, **cfg.tags}
+
+
+def build_platform(cfg: StackConfig) -> ClusterContract:
+    stack = pulumi.get_stack()
+    cluster = build_cluster(cfg, stack_tags(cfg, stack))
+    pulumi.export("cloud", cfg.cloud)
+    pulumi.export("region", cfg.region)
+    pulumi.export("clusterName", cluster.name)
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export(
+        "gpuPools",
+        [
+            {"name": p.pool, "gpuType": p.gpu_type, "gpusPerNode": p.gpus_per_node, "capacityType": p.capacity_type}
+            for p in cluster.gpu_pools
+        ],
+    )
+    return cluster

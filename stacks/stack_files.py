@@ -1,0 +1,92 @@
+"""Reading `Pulumi.<stack>.yaml` without the Pulumi CLI, the way the engine would hand it over.
+
+Mocks never read stack files (pulumi/pulumi#4472), so the offline plan and the tests load the file
+here and give the program exactly what the engine gives it: keys `namespace:key`, structured
+values as JSON text, and `secure:` values as secrets (they cannot be decrypted offline, so a
+placeholder stands in, still marked secret).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.config import CONFIG_NAMESPACE, StackConfig, parse_stack_config
+
+from . import PROJECT_DIR
+
+SECRET_PLACEHOLDER = "offline-placeholder-secret"
+
+
+class UnknownStackError(Exception):
+    def __init__(self, stack: str, available: list[str]):
+        self.stack = stack
+        self.available = available
+        listed = ", ".join(available) if available else "none"
+        super().__init__(f"no stack named {stack!r}: Pulumi.{stack}.yaml does not exist (available stacks: {listed})")
+
+
+class StackFileError(Exception):
+    """The stack file itself is unreadable (bad YAML, no `config:` map)."""
+
+
+@dataclass(frozen=True)
+class StackFile:
+    name: str
+    path: Path
+    values: dict[str, Any]  # config key (with namespace) -> value as written in YAML
+    secret_keys: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def file_name(self) -> str:
+        return self.path.name
+
+    def engine_config(self) -> dict[str, str]:
+        """Config as the engine passes it to a program: every value a string, objects as JSON."""
+        out: dict[str, str] = {}
+        for key, value in self.values.items():
+            if key in self.secret_keys:
+                out[key] = SECRET_PLACEHOLDER
+            elif isinstance(value, (dict, list)):
+                out[key] = json.dumps(value)
+            elif isinstance(value, bool):
+                out[key] = "true" if value else "false"
+            else:
+                out[key] = str(value)
+        return out
+
+    def namespace_values(self) -> dict[str, Any]:
+        prefix = f"{CONFIG_NAMESPACE}:"
+        return {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
+
+    def validate(self) -> StackConfig:
+        """The same validation the program runs; raises ConfigError."""
+        return parse_stack_config(self.namespace_values(), self.file_name)
+
+
+def available_stacks(project_dir: Path = PROJECT_DIR) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+
+
+def load_stack_file(stack: str, project_dir: Path = PROJECT_DIR) -> StackFile:
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise UnknownStackError(stack, available_stacks(project_dir))
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise StackFileError(f"{path.name}: not valid YAML: {exc}") from None
+    config = document.get("config", {}) if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        raise StackFileError(f"{path.name}: expected a top-level `config:` map")
+    return stack_file_from_values(stack, config, path)
+
+
+def stack_file_from_values(stack: str, config: dict[str, Any], path: Path | None = None) -> StackFile:
+    """A stack from an in-memory config map (tests, benchmarks, the portal's requests)."""
+    secret_keys = frozenset(k for k, v in config.items() if isinstance(v, dict) and set(v) == {"secure"})
+    return StackFile(stack, path or PROJECT_DIR / f"Pulumi.{stack}.yaml", dict(config), secret_keys)
