@@ -11,6 +11,7 @@ Choices an EKS expert would make, and why:
 - Node auto-repair on GPU node groups: EKS replaces nodes whose GPUs report fatal XID errors.
 - `desiredSize` is ignored after creation: autoscalers own it, and `pulumi up` must not undo a
   scale-out in the middle of a traffic spike.
+- The EBS CSI driver and an encrypted gp3 default StorageClass (EKS ships no block provisioner).
 - Pod Identity agent add-on: add-on controllers (Karpenter, EFS CSI) get IAM without IRSA trust
   policy edits; the OIDC provider is still created for charts that only speak IRSA.
 """
@@ -36,6 +37,7 @@ _EKS_CAPACITY_TYPE = {"on-demand": "ON_DEMAND", "spot": "SPOT"}
 _AMI_STANDARD = {"x86_64": "AL2023_x86_64_STANDARD", "arm64": "AL2023_ARM_64_STANDARD"}
 _AMI_NVIDIA = {"x86_64": "AL2023_x86_64_NVIDIA", "arm64": "AL2023_ARM_64_NVIDIA"}
 
+BLOCK_STORAGE_CLASS = "gp3"
 _CLUSTER_LOG_TYPES = ["api", "audit", "authenticator"]
 _NODE_POLICIES = {
     "worker": "AmazonEKSWorkerNodePolicy",
@@ -274,6 +276,8 @@ class EksGpuCluster(pulumi.ComponentResource):
             opts=addon_opts,
         )
 
+        ebs_csi = self._ebs_csi_driver(name, cluster, partition, pod_identity_agent)
+
         kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(cluster.endpoint, cluster.certificate_authority.data).apply(
                 lambda v: kubeconfig_json(cfg.name, args.region, v[0], v[1])
@@ -287,6 +291,20 @@ class EksGpuCluster(pulumi.ComponentResource):
             cluster_identifier=cfg.name,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[system_group]),
         )
+        block_storage = k8s.storage.v1.StorageClass(
+            f"{name}-gp3",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=BLOCK_STORAGE_CLASS,
+                annotations={"storageclass.kubernetes.io/is-default-class": "true"},
+            ),
+            provisioner="ebs.csi.aws.com",
+            parameters={"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"},
+            # Bind where the pod lands: an EBS volume lives in one zone.
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            reclaim_policy="Delete",
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ebs_csi]),
+        )
 
         self.contract = ClusterContract(
             cloud="aws",
@@ -297,6 +315,8 @@ class EksGpuCluster(pulumi.ComponentResource):
             system_node_selector=system_labels,
             gpu_pools=tuple(placements),
             ready=(system_group, *gpu_groups),
+            block_storage_class=BLOCK_STORAGE_CLASS,
+            block_storage=block_storage,
             aws=AwsClusterHooks(
                 region=args.region,
                 partition=partition,
@@ -342,6 +362,33 @@ class EksGpuCluster(pulumi.ComponentResource):
             opts=opts,
         )
         return vpc.vpc_id, vpc.private_subnet_ids
+
+    def _ebs_csi_driver(
+        self, name: str, cluster: aws.eks.Cluster, partition: str, pod_identity_agent: aws.eks.Addon
+    ) -> aws.eks.Addon:
+        """EKS ships no block-storage provisioner: Prometheus and Alertmanager volumes need this one."""
+        role = aws.iam.Role(
+            f"{name}-ebs-csi",
+            assume_role_policy=_assume_role_policy("pods.eks.amazonaws.com", ["sts:AssumeRole", "sts:TagSession"]),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-ebs-csi",
+            role=role.name,
+            policy_arn=_managed_policy(partition, "service-role/AmazonEBSCSIDriverPolicy"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return aws.eks.Addon(
+            f"{name}-ebs-csi",
+            cluster_name=cluster.name,
+            addon_name="aws-ebs-csi-driver",
+            pod_identity_associations=[
+                aws.eks.AddonPodIdentityAssociationArgs(role_arn=role.arn, service_account="ebs-csi-controller-sa")
+            ],
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pod_identity_agent, attachment]),
+        )
 
     def _admin_access(self, name: str, cluster: aws.eks.Cluster, arn: str, partition: str) -> None:
         # Named by a hash of the ARN, not its list position, so reordering the list replaces nothing.

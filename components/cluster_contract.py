@@ -43,4 +43,6 @@ class ClusterContract:
     system_node_selector: dict[str, str]  # where controllers run
     gpu_pools: tuple[GpuPoolPlacement, ...]
     ready: tuple[pulumi.Resource, ...]  # node pools; depend on these before workloads that must schedule
+    block_storage_class: str  # default ReadWriteOnce class (Prometheus, Alertmanager volumes)
+    block_storage: pulumi.Resource  # the StorageClass; depend on it before PVCs that use it
     aws: AwsClusterHooks | None = None

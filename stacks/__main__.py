@@ -1,0 +1,91 @@
+"""`python -m stacks …`: the offline plan, config validation and the config schema.
+
+Exit codes: 0 ok; 2 bad input (unknown stack, invalid stack config, bad flags); 1 the program
+itself failed (a bug: please report it with `--debug` output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from components.config import ConfigError, stack_config_json_schema
+
+from . import PROJECT_DIR
+from .config_reference import config_reference_markdown
+from .offline import run_program
+from .plan import render_text, write_json, write_render
+from .stack_files import StackFileError, UnknownStackError, load_stack_file
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stacks", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    plan = sub.add_parser("plan", help="what `pulumi preview` would create for a stack, offline (no credentials)")
+    plan.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
+    plan.add_argument("--json", metavar="FILE", type=Path, help="write every registered resource as JSON")
+    plan.add_argument("--render", metavar="DIR", type=Path, help="write every Kubernetes object / Helm release as YAML")
+    plan.add_argument("--stack-dir", type=Path, default=PROJECT_DIR, help="where Pulumi.<stack>.yaml files are (default: the project)")
+    plan.add_argument("--quiet", action="store_true", help="do not print the tree")
+    plan.add_argument("--debug", action="store_true", help="show the traceback if the program fails")
+
+    validate = sub.add_parser("validate", help="check a stack's config and exit")
+    validate.add_argument("stack")
+    validate.add_argument("--stack-dir", type=Path, default=PROJECT_DIR)
+
+    sub.add_parser("schema", help="print the JSON Schema of the stack config (the portal renders forms from it)")
+    sub.add_parser("config-reference", help="print the Markdown config reference (the README embeds it)")
+    return parser
+
+
+def _plan(args: argparse.Namespace) -> int:
+    stack_file = load_stack_file(args.stack, args.stack_dir)
+    stack_file.validate()  # fail fast, before mocks or any resource registration
+    run = run_program(stack_file, preview=True)
+    if run.error is not None:
+        if isinstance(run.error, ConfigError):
+            raise run.error
+        print(f"error: the program failed for stack {args.stack!r}: {run.error}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exception(run.error)
+        return EXIT_FAILED
+    if not args.quiet:
+        sys.stdout.write(render_text(run))
+    if args.json:
+        write_json(run, args.json)
+        print(f"wrote {args.json}", file=sys.stderr)
+    if args.render:
+        written = write_render(run, args.render)
+        print(f"wrote {len(written)} object file(s) under {args.render}", file=sys.stderr)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "plan":
+            return _plan(args)
+        if args.command == "validate":
+            load_stack_file(args.stack, args.stack_dir).validate()
+            print(f"Pulumi.{args.stack}.yaml: valid")
+            return EXIT_OK
+        if args.command == "schema":
+            print(json.dumps(stack_config_json_schema(), indent=2))
+            return EXIT_OK
+        if args.command == "config-reference":
+            sys.stdout.write(config_reference_markdown())
+            return EXIT_OK
+    except (ConfigError, UnknownStackError, StackFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The offline plan: what `pulumi preview` would create, as a tree, as JSON, or as rendered objects.
+
+Output contracts (kept stable; reviewers diff them):
+- text: a tree of components and resources (type, name), then counts by type, then stack outputs.
+- `--json FILE`: {"stack", "project", "preview", "resources": [{"urn", "type", "name", "parent",
+  "dependencies", "protect", "custom", "inputs"}], "outputs"}; resources in tree order (depth
+  first, siblings by type then name), inputs with wire (camelCase) names, keys sorted.
+- `--render DIR`: one YAML file per Kubernetes object, `<Kind>/<namespace>/<name>.yaml`
+  (cluster-scoped: `<Kind>/<name>.yaml`); a Helm release as `HelmRelease/<namespace>/<name>.yaml`
+  holding its chart, repository, version and values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .offline import COMPUTED, ProgramRun, RegisteredResource
+
+HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
+JSON_RESOURCE_KEYS = ("urn", "type", "name", "parent", "dependencies", "protect", "custom", "inputs")
+
+
+def _children(run: ProgramRun) -> dict[str, list[RegisteredResource]]:
+    children: dict[str, list[RegisteredResource]] = defaultdict(list)
+    for res in run.resources:
+        children[res.parent].append(res)
+    for siblings in children.values():
+        siblings.sort(key=lambda r: (r.type, r.name))
+    return children
+
+
+def tree_order(run: ProgramRun) -> list[tuple[int, RegisteredResource]]:
+    """(depth, resource) depth first from the root stack, siblings sorted by (type, name)."""
+    children = _children(run)
+    ordered: list[tuple[int, RegisteredResource]] = []
+
+    def visit(parent: str, depth: int) -> None:
+        for res in children.get(parent, []):
+            ordered.append((depth, res))
+            visit(res.urn, depth + 1)
+
+    visit("", 0)
+    return ordered
+
+
+def _tree_lines(run: ProgramRun) -> list[tuple[str, RegisteredResource]]:
+    children = _children(run)
+    lines: list[tuple[str, RegisteredResource]] = []
+
+    def visit(parent: str, prefix: str, depth: int) -> None:
+        siblings = children.get(parent, [])
+        for i, res in enumerate(siblings):
+            last = i == len(siblings) - 1
+            branch = "" if depth == 0 else ("└─ " if last else "├─ ")
+            lines.append((prefix + branch + res.type, res))
+            visit(res.urn, prefix + ("" if depth == 0 else ("   " if last else "│  ")), depth + 1)
+
+    visit("", "", 0)
+    return lines
+
+
+def render_text(run: ProgramRun) -> str:
+    tree = _tree_lines(run)
+    lines = [
+        f"Offline plan of stack {run.stack!r} (project {run.project}): what `pulumi preview` would create.",
+        f"Values that exist only after deploy are shown as {COMPUTED}.",
+        "",
+    ]
+    width = max((len(label) for label, _ in tree), default=0) + 2
+    for label, res in tree:
+        protect = "  [protected]" if res.protect else ""
+        lines.append(f"+ {label.ljust(width)}{res.name}{protect}")
+    custom = [r for _, r in tree if r.custom]
+    lines += ["", f"Resources: {len(tree)} to create ({len(custom)} resources, {len(tree) - len(custom)} components)"]
+    for type_token, count in sorted(Counter(r.type for r in custom).items()):
+        lines.append(f"  {count:>4}  {type_token}")
+    if run.outputs:
+        lines += ["", "Outputs:"]
+        for key, value in run.outputs.items():
+            shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            lines.append(f"  {key}: {shown}")
+    return "\n".join(lines) + "\n"
+
+
+def plan_document(run: ProgramRun) -> dict[str, Any]:
+    resources = []
+    for _, res in tree_order(run):
+        resources.append({key: getattr(res, key) for key in JSON_RESOURCE_KEYS})
+    return {
+        "stack": run.stack,
+        "project": run.project,
+        "preview": run.preview,
+        "resources": resources,
+        "outputs": run.outputs,
+    }
+
+
+def write_json(run: ProgramRun, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(plan_document(run), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def is_kubernetes_object(res: RegisteredResource) -> bool:
+    return res.custom and res.type.startswith("kubernetes:") and res.type != HELM_RELEASE_TYPE
+
+
+def rendered_objects(run: ProgramRun) -> dict[str, dict[str, Any]]:
+    """Relative path -> document, for every Kubernetes object and Helm release the stack creates."""
+    documents: dict[str, dict[str, Any]] = {}
+    for _, res in tree_order(run):
+        if res.type == HELM_RELEASE_TYPE:
+            inputs = res.inputs
+            doc = {
+                "release": inputs.get("name", res.name),
+                "namespace": inputs.get("namespace", "default"),
+                "chart": inputs.get("chart"),
+                "repository": (inputs.get("repositoryOpts") or {}).get("repo"),
+                "version": inputs.get("version"),
+                "values": inputs.get("values", {}),
+            }
+            documents[f"HelmRelease/{doc['namespace']}/{doc['release']}.yaml"] = doc
+        elif is_kubernetes_object(res):
+            doc = dict(res.inputs)  # typed k8s resources send exactly the object's fields
+            meta = doc.get("metadata") or {}
+            name = meta.get("name") or f"{res.name} (auto-named)"
+            namespace = meta.get("namespace")
+            kind = doc.get("kind", res.type.rsplit(":", 1)[-1])
+            rel = f"{kind}/{namespace}/{name}.yaml" if namespace else f"{kind}/{name}.yaml"
+            documents[rel] = doc
+    return documents
+
+
+def write_render(run: ProgramRun, directory: Path) -> list[Path]:
+    written = []
+    for rel, doc in rendered_objects(run).items():
+        path = directory / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, allow_unicode=True))
+        written.append(path)
+    return written
