@@ -38,6 +38,7 @@ class RegisteredResource:
     custom: bool
     provider: str
     inputs: dict[str, Any]
+    ignore_changes: tuple[str, ...] = ()
 
     @property
     def is_component(self) -> bool:
@@ -107,6 +108,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 custom=bool(request.custom),
                 provider=request.provider,
                 inputs=plain_wire_value(json_format.MessageToDict(request.object)),
+                ignore_changes=tuple(request.ignoreChanges),
             )
         )
         return response

@@ -1,0 +1,162 @@
+"""Properties of the EKS GPU cluster every stack must have, checked on what the program registers."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from components.gpu_catalog import gpu_instance
+from components.gpu_scheduling import LABEL_CAPACITY_TYPE, LABEL_GPU_TYPE, LABEL_NODE_ROLE, LABEL_POOL
+from stacks.offline import COMPUTED, SECRET
+
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
+SPOT_TAINT = {"key": "llm-platform.io/capacity-type", "value": "spot", "effect": "NO_SCHEDULE"}
+
+
+def _gpu_groups(run):
+    return {r.inputs["labels"][LABEL_POOL]: r.inputs for r in run.of_type(NODE_GROUP) if r.inputs["labels"][LABEL_NODE_ROLE] == "gpu"}
+
+
+def test_no_duplicate_urns(run):
+    urns = [r.urn for r in run.resources]
+    assert len(urns) == len(set(urns))
+
+
+def test_every_resource_has_a_registered_parent_and_known_dependencies(run):
+    urns = {r.urn for r in run.resources}
+    roots = [r for r in run.resources if r.parent == ""]
+    assert [r.type for r in roots] == ["pulumi:pulumi:Stack"]
+    for res in run.resources:
+        assert res.parent == "" or res.parent in urns, res.urn
+        assert set(res.dependencies) <= urns, res.urn
+
+
+def test_cloud_resources_live_inside_components(run):
+    """Only providers sit directly under the stack; everything else is a component's child."""
+    root = next(r.urn for r in run.resources if r.type == "pulumi:pulumi:Stack")
+    for res in run.resources:
+        if res.custom and res.parent == root:
+            assert res.type.startswith("pulumi:providers:"), res.urn
+
+
+def test_component_type_tokens(run):
+    for res in run.resources:
+        if not res.custom and res.type != "pulumi:pulumi:Stack":
+            assert re.fullmatch(r"llm-platform:[a-z_]+:[A-Z][A-Za-z]+", res.type), res.type
+
+
+def test_one_gpu_node_group_per_pool_with_gpu_taint_and_nvidia_ami(run, stack_config):
+    groups = _gpu_groups(run)
+    assert set(groups) == {p.name for p in stack_config.gpu_pools}
+    for pool, inputs in groups.items():
+        assert GPU_TAINT in inputs["taints"], pool
+        assert inputs["amiType"] in ("AL2023_x86_64_NVIDIA", "AL2023_ARM_64_NVIDIA"), pool
+
+
+def test_capacity_types_and_spot_taint_match_config(run, stack_config):
+    groups = _gpu_groups(run)
+    for pool in stack_config.gpu_pools:
+        inputs = groups[pool.name]
+        assert inputs["capacityType"] == {"spot": "SPOT", "on-demand": "ON_DEMAND"}[pool.capacity_type]
+        assert inputs["labels"][LABEL_CAPACITY_TYPE] == pool.capacity_type
+        assert (SPOT_TAINT in inputs["taints"]) == (pool.capacity_type == "spot"), pool.name
+
+
+def test_gpu_node_groups_match_pool_config(run, stack_config):
+    groups = _gpu_groups(run)
+    for pool in stack_config.gpu_pools:
+        inputs = groups[pool.name]
+        assert inputs["instanceTypes"] == pool.instance_types
+        assert inputs["labels"][LABEL_GPU_TYPE] == pool.gpu_type
+        assert inputs["scalingConfig"] == {"minSize": pool.min_size, "maxSize": pool.max_size, "desiredSize": pool.desired}
+        for instance_type in inputs["instanceTypes"]:
+            carried = gpu_instance(instance_type)
+            assert (carried.gpu.key, carried.gpus_per_node) == (pool.gpu_type, pool.gpus_per_node)
+        assert inputs["nodeRepairConfig"] == {"enabled": True}
+
+
+def test_autoscaler_owned_node_counts_are_not_reverted_by_pulumi(run):
+    for group in run.of_type(NODE_GROUP):
+        assert "scalingConfig.desiredSize" in group.ignore_changes, group.name
+
+
+def test_system_pool_is_on_demand_untainted_cpu(run):
+    system = [r.inputs for r in run.of_type(NODE_GROUP) if r.inputs["labels"][LABEL_NODE_ROLE] == "system"]
+    assert len(system) == 1
+    assert system[0]["capacityType"] == "ON_DEMAND"
+    assert "taints" not in system[0]
+    assert system[0]["amiType"].endswith("_STANDARD")
+
+
+def test_cluster_uses_access_entries_not_aws_auth(run, stack_config):
+    (cluster,) = [r.inputs for r in run.of_type("aws:eks/cluster:Cluster")]
+    assert cluster["accessConfig"]["authenticationMode"] == "API"
+    assert cluster["name"] == stack_config.cluster.name
+    assert cluster["encryptionConfig"]["resources"] == ["secrets"]
+    assert not [r for r in run.resources if r.type == "kubernetes:core/v1:ConfigMap"]
+    entries = [r.inputs["principalArn"] for r in run.of_type("aws:eks/accessEntry:AccessEntry")]
+    assert sorted(entries) == sorted(stack_config.cluster.admin_principal_arns)
+    associations = run.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    assert len(associations) == len(entries)
+
+
+def test_private_subnets_span_at_least_two_zones(run, stack_config):
+    private = [r.inputs for r in run.of_type("aws:ec2/subnet:Subnet") if "kubernetes.io/role/internal-elb" in r.inputs["tags"]]
+    zones = {s["availabilityZone"] for s in private}
+    assert len(zones) >= 2 and zones == set(stack_config.cluster.network.zones)
+    (cluster,) = [r.inputs for r in run.of_type("aws:eks/cluster:Cluster")]
+    assert len(cluster["vpcConfig"]["subnetIds"]) == len(zones)
+
+
+def test_pod_identity_agent_and_ebs_csi_addons(run):
+    addons = {r.inputs["addonName"]: r for r in run.of_type("aws:eks/addon:Addon")}
+    assert {"eks-pod-identity-agent", "aws-ebs-csi-driver"} <= set(addons)
+    ebs = addons["aws-ebs-csi-driver"]
+    assert addons["eks-pod-identity-agent"].urn in ebs.dependencies
+    assert ebs.inputs["podIdentityAssociations"][0]["serviceAccount"] == "ebs-csi-controller-sa"
+
+
+def test_kubeconfig_is_secret_and_provider_is_pinned_to_the_cluster(run, stack_config):
+    assert run.outputs["kubeconfig"] == SECRET
+    (provider,) = run.of_type("pulumi:providers:kubernetes")
+    assert provider.inputs["clusterIdentifier"] == stack_config.cluster.name
+    assert provider.inputs["kubeconfig"] in (SECRET, COMPUTED)
+    if not run.preview:
+        assert provider.inputs["kubeconfig"] == SECRET
+
+
+def test_kubernetes_objects_use_the_cluster_provider(run):
+    (provider,) = run.of_type("pulumi:providers:kubernetes")
+    for res in run.resources:
+        if res.custom and res.type.startswith("kubernetes:"):
+            assert res.provider.startswith(provider.urn + "::"), res.urn
+
+
+def test_preview_invents_no_cloud_values(run):
+    """In preview, ids and ARNs that only AWS can produce stay unknown."""
+    if not run.preview:
+        return
+    (cluster_nodes,) = [r for r in run.of_type(NODE_GROUP) if r.inputs["labels"][LABEL_NODE_ROLE] == "system"]
+    assert cluster_nodes.inputs["nodeRoleArn"] == COMPUTED
+    assert all(s == COMPUTED for s in cluster_nodes.inputs["subnetIds"])
+    assert "mock" not in repr([r.inputs for r in run.resources])
+
+
+def test_protect_follows_config(run, stack_config):
+    protected = {r.type for r in run.resources if r.protect}
+    if stack_config.cluster.protect:
+        assert {"aws:eks/cluster:Cluster", "aws:kms/key:Key"} <= protected
+        if not stack_config.cluster.network.is_existing:
+            assert "llm-platform:network:AwsVpc" in protected
+    else:
+        assert not protected
+
+
+def test_every_aws_resource_gets_stack_tags_through_the_provider(run, stack_config):
+    (aws_provider,) = run.of_type("pulumi:providers:aws")
+    default_tags = aws_provider.inputs["defaultTags"]
+    tags = (json.loads(default_tags) if isinstance(default_tags, str) else default_tags)["tags"]  # provider config is JSON text
+    assert tags["llm-platform/stack"] == run.stack
+    assert tags.items() >= stack_config.tags.items()
+    assert aws_provider.inputs["region"] == stack_config.region

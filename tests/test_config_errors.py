@@ -1,0 +1,132 @@
+"""Bad stack config fails with the stack file and key path, in the program itself, before any
+resource is registered; and the CLI reports it in one message without a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from components.config import ConfigError
+from conftest import PROJECT_DIR, dev_config_values, stack_from
+from stacks.offline import run_program
+
+NS = "llm-platform"
+
+
+def _pool(values: dict[str, Any], i: int = 0) -> dict[str, Any]:
+    return values[f"{NS}:gpuPools"][i]
+
+
+def _add_pool(values: dict[str, Any], **overrides: Any) -> None:
+    values[f"{NS}:gpuPools"].append({**_pool(values), **overrides})
+
+
+def _net(values: dict[str, Any]) -> dict[str, Any]:
+    return values[f"{NS}:cluster"]["network"]
+
+
+Mutation = Callable[[dict[str, Any]], None]
+
+CASES: list[tuple[str, Mutation, str, str]] = [
+    ("max below min", lambda v: _pool(v).update(minSize=2, maxSize=1), "gpuPools[0].maxSize", "must be ≥ minSize (2)"),
+    ("desired outside bounds", lambda v: _pool(v).update(desiredSize=9), "gpuPools[0].desiredSize", "between minSize (0) and maxSize (3)"),
+    ("second pool max below min", lambda v: _add_pool(v, name="b", minSize=3, maxSize=2), "gpuPools[1].maxSize", "must be ≥ minSize (3)"),
+    ("duplicate pool names", lambda v: _add_pool(v), "gpuPools[1].name", "duplicate name 'l4-spot'"),
+    ("misspelt top-level key", lambda v: v.update({f"{NS}:gpuPool": []}), "llm-platform:gpuPool", "unknown key (did you mean gpuPools?)"),
+    ("misspelt nested key", lambda v: _pool(v).update(maxsize=3), "gpuPools[0].maxsize", "unknown key (did you mean maxSize?)"),
+    ("instance type with another GPU", lambda v: _pool(v).update(instanceTypes=["g5.xlarge"]), "gpuPools[0].instanceTypes[0]", "carries a10g, not gpuType l4"),
+    ("instance type with more GPUs", lambda v: _pool(v).update(instanceTypes=["g6.xlarge", "g6.12xlarge"]), "gpuPools[0].instanceTypes[1]", "4 GPU(s) per node, not gpusPerNode 1"),
+    ("unknown instance type", lambda v: _pool(v).update(instanceTypes=["g6.xlarg"]), "gpuPools[0].instanceTypes[0]", "did you mean g6.xlarge"),
+    ("unknown GPU type", lambda v: _pool(v).update(gpuType="l5"), "gpuPools[0].gpuType", "unknown GPU type 'l5'"),
+    ("bad capacity type", lambda v: _pool(v).update(capacityType="preemptible"), "gpuPools[0].capacityType", "must be 'on-demand' or 'spot'"),
+    ("reserved taint key", lambda v: _pool(v).update(taints=[{"key": "nvidia.com/gpu", "value": "x"}]), "gpuPools[0].taints[0].key", "set by the platform"),
+    ("reserved label prefix", lambda v: _pool(v).update(labels={"llm-platform.io/pool": "x"}), "gpuPools[0].labels['llm-platform.io/pool']", "set by the platform"),
+    ("no GPU pools", lambda v: v.update({f"{NS}:gpuPools": []}), "llm-platform:gpuPools", "at least 1 item"),
+    ("GPU type in system pool", lambda v: v[f"{NS}:systemPool"].update(instanceTypes=["g6.xlarge"]), "systemPool.instanceTypes[0]", "CPU-only"),
+    ("mixed architectures", lambda v: v[f"{NS}:systemPool"].update(instanceTypes=["m7i.large", "m7g.large"]), "systemPool.instanceTypes[1]", "one AMI architecture"),
+    ("one zone", lambda v: _net(v).update(availabilityZones=["us-west-2a"]), "cluster.network.availabilityZones", "at least 2 zones"),
+    ("zone of another region", lambda v: _net(v).update(availabilityZones=["us-west-2a", "us-east-1b"]), "cluster.network.availabilityZones[1]", "not in region us-west-2"),
+    ("VPC too small", lambda v: _net(v).update(vpcCidr="10.0.0.0/24"), "cluster.network.vpcCidr", "must be /16 to /20"),
+    ("existing VPC without subnets", lambda v: _net(v).update(vpcId="vpc-0123456789abcdef0"), "cluster.network.privateSubnets", "required with vpcId"),
+    ("old Kubernetes", lambda v: v[f"{NS}:cluster"].update(kubernetesVersion="1.29"), "cluster.kubernetesVersion", "1.30 or newer"),
+    ("missing cluster", lambda v: v.pop(f"{NS}:cluster"), "llm-platform:cluster", "required"),
+    ("unsupported cloud", lambda v: v.update({f"{NS}:cloud": "gcp"}), "llm-platform:cloud", "must be 'aws'"),
+    ("reserved tag", lambda v: v[f"{NS}:tags"].update({"aws:owner": "x"}), "tags['aws:owner']", "does not start with aws:"),
+    ("model on a GPU no pool has", lambda v: v.update({f"{NS}:models": [{"name": "m", "model": "org/m", "gpuType": "h100"}]}), "models[0].gpuType", "no GPU pool provides h100"),
+    ("model wider than a node", lambda v: v.update({f"{NS}:models": [{"name": "m", "model": "org/m", "gpuType": "l4", "gpusPerReplica": 2}]}), "models[0].gpusPerReplica", "at most 1 per node"),
+]
+
+
+@pytest.mark.parametrize("mutate, path, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_invalid_config_fails_in_the_program_with_key_path_and_registers_nothing(mutate, path, message):
+    values = dev_config_values()
+    mutate(values)
+    run = run_program(stack_from(values), preview=True)
+    assert isinstance(run.error, ConfigError), run.error
+    matching = [line for line in str(run.error).splitlines() if line.startswith("Pulumi.dev.yaml: ") and path in line]
+    assert matching, str(run.error)
+    assert any(message in line for line in matching), str(run.error)
+    assert [r.type for r in run.resources] == ["pulumi:pulumi:Stack"]
+
+
+def test_every_problem_is_listed_in_one_error():
+    values = dev_config_values()
+    _pool(values).update(minSize=2, maxSize=1)
+    _net(values).update(availabilityZones=["us-west-2a"])
+    values[f"{NS}:systemPool"].update(diskSizeGib=5)
+    run = run_program(stack_from(values), preview=True)
+    assert isinstance(run.error, ConfigError)
+    paths = [path for path, _ in run.error.problems]
+    assert paths == [
+        "llm-platform:cluster.network.availabilityZones",
+        "llm-platform:systemPool.diskSizeGib",
+        "llm-platform:gpuPools[0].maxSize",
+    ]
+
+
+def test_valid_variants_are_accepted():
+    values = dev_config_values()
+    _net(values).clear()
+    _net(values).update(
+        vpcId="vpc-0123456789abcdef0",
+        privateSubnets=[{"id": "subnet-0123456789abcdef0", "zone": "us-west-2a"}, {"id": "subnet-0123456789abcdef1", "zone": "us-west-2b"}],
+    )
+    values[f"{NS}:models"] = [{"name": "llama", "model": "meta-llama/Llama-3.1-8B-Instruct", "gpuType": "l4"}]
+    run = run_program(stack_from(values), preview=True)
+    assert run.error is None, run.error
+    assert not run.of_type("llm-platform:network:AwsVpc")
+    (cluster,) = run.of_type("aws:eks/cluster:Cluster")
+    assert cluster.inputs["vpcConfig"]["subnetIds"] == ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stacks", *args], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_reports_bad_config_in_one_message_without_traceback(tmp_path):
+    values = dev_config_values()
+    _pool(values).update(minSize=2, maxSize=1)
+    (tmp_path / "Pulumi.broken.yaml").write_text(yaml.safe_dump({"config": values}))
+    result = _cli("plan", "broken", "--stack-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "Pulumi.broken.yaml: llm-platform:gpuPools[0].maxSize: must be ≥ minSize (2)" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stdout == ""
+
+
+def test_cli_unknown_stack_lists_the_available_ones():
+    result = _cli("plan", "staging")
+    assert result.returncode == 2
+    assert "no stack named 'staging'" in result.stderr and "available stacks: dev, prod" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_rejects_unreadable_yaml(tmp_path):
+    (tmp_path / "Pulumi.bad.yaml").write_text("config: [unclosed\n")
+    result = _cli("validate", "bad", "--stack-dir", str(tmp_path))
+    assert result.returncode == 2 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr
