@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -362,6 +362,10 @@ class StackConfig(_Model):
     addons: AddonsConfig = AddonsConfig()
     models: list[ModelConfig] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict, description="Tags on every cloud resource.")
+    hf_token: SecretStr | None = Field(
+        None,
+        description="Hugging Face token for gated models. Set it with `pulumi config set --secret llm-platform:hfToken`.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> StackConfig:
@@ -473,15 +477,24 @@ def problems_from_validation_error(exc: ValidationError) -> list[tuple[str, str]
     return problems
 
 
-def parse_stack_config(raw: Mapping[str, Any], stack_file: str) -> StackConfig:
-    """Validate the `llm-platform:` keys of one stack (namespace already stripped).
+SECRET_KEYS = frozenset({"hfToken"})  # must be stored encrypted (`pulumi config set --secret`)
+
+
+def parse_stack_config(raw: Mapping[str, Any], stack_file: str, secret_keys: Iterable[str] = ()) -> StackConfig:
+    """Validate the `llm-platform:` keys of one stack (namespace already stripped). `secret_keys`
+    are the keys the engine marks secret; a credential stored in plain text is a problem too.
 
     Raises ConfigError listing every problem, each as `<stack file>: llm-platform:<key path>: why`.
     """
+    plain = sorted(k for k in SECRET_KEYS if k in raw and k not in set(secret_keys))
+    problems = [(format_key_path((k,)), "a credential: store it with `pulumi config set --secret`") for k in plain]
     try:
-        return StackConfig.model_validate(dict(raw))
+        config = StackConfig.model_validate(dict(raw))
     except ValidationError as exc:
-        raise ConfigError(stack_file, problems_from_validation_error(exc)) from None
+        problems += problems_from_validation_error(exc)
+    if problems:
+        raise ConfigError(stack_file, problems)
+    return config
 
 
 def stack_config_json_schema() -> dict[str, Any]:

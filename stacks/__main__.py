@@ -15,7 +15,7 @@ from pathlib import Path
 from components.config import ConfigError, stack_config_json_schema
 
 from . import PROJECT_DIR
-from .config_reference import config_reference_markdown
+from .config_reference import config_reference_markdown, write_into
 from .offline import run_program
 from .plan import render_text, write_json, write_render
 from .stack_files import StackFileError, UnknownStackError, load_stack_file
@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--stack-dir", type=Path, default=PROJECT_DIR)
 
     sub.add_parser("schema", help="print the JSON Schema of the stack config (the portal renders forms from it)")
-    sub.add_parser("config-reference", help="print the Markdown config reference (the README embeds it)")
+    reference = sub.add_parser("config-reference", help="print the Markdown config reference (the README embeds it)")
+    reference.add_argument("--write", metavar="MARKDOWN", type=Path, help="replace the generated block in this file instead")
     return parser
 
 
@@ -79,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(stack_config_json_schema(), indent=2))
             return EXIT_OK
         if args.command == "config-reference":
-            sys.stdout.write(config_reference_markdown())
+            if args.write:
+                write_into(args.write)
+            else:
+                sys.stdout.write(config_reference_markdown())
             return EXIT_OK
     except (ConfigError, UnknownStackError, StackFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)

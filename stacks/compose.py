@@ -13,7 +13,7 @@ from components.cluster_contract import ClusterContract
 from components.config import CONFIG_NAMESPACE, StackConfig, parse_stack_config
 
 
-def _namespace_config() -> dict[str, Any]:
+def _namespace_config() -> tuple[dict[str, Any], set[str]]:
     """Every `llm-platform:*` key the engine handed this program, structured values decoded.
 
     `pulumi.Config` can only fetch keys it is asked for; validating the whole namespace (so a typo
@@ -22,18 +22,22 @@ def _namespace_config() -> dict[str, Any]:
     merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     prefix = f"{CONFIG_NAMESPACE}:"
     raw: dict[str, Any] = {}
+    secret: set[str] = set()
     for key, value in merged.items():
         if not key.startswith(prefix):
             continue
         if isinstance(value, str) and value[:1] in "[{":
             value = json.loads(value)  # the engine passes structured YAML values as JSON text
         raw[key[len(prefix):]] = value
-    return raw
+        if runtime_config.is_config_secret(key):
+            secret.add(key[len(prefix):])
+    return raw, secret
 
 
 def load_stack_config() -> StackConfig:
     """Validate this stack's config; raises ConfigError (a RunError: message, no traceback)."""
-    return parse_stack_config(_namespace_config(), f"Pulumi.{pulumi.get_stack()}.yaml")
+    raw, secret_keys = _namespace_config()
+    return parse_stack_config(raw, f"Pulumi.{pulumi.get_stack()}.yaml", secret_keys)
 
 
 def stack_tags(cfg: StackConfig, stack: str) -> dict[str, str]:

@@ -70,3 +70,10 @@ def config_reference_markdown() -> str:
             lines.append(f"| `{path}` | {kind} | {default} | {notes} |")
     lines += ["", END]
     return "\n".join(lines) + "\n"
+
+
+def write_into(path) -> None:
+    """Replace the generated block in a Markdown file (the README) with the current reference."""
+    text = path.read_text()
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    path.write_text(text[:start] + config_reference_markdown().rstrip("\n") + text[end:])

@@ -65,7 +65,9 @@ class StackFile:
 
     def validate(self) -> StackConfig:
         """The same validation the program runs; raises ConfigError."""
-        return parse_stack_config(self.namespace_values(), self.file_name)
+        prefix = f"{CONFIG_NAMESPACE}:"
+        secret = {k[len(prefix):] for k in self.secret_keys if k.startswith(prefix)}
+        return parse_stack_config(self.namespace_values(), self.file_name, secret)
 
 
 def available_stacks(project_dir: Path = PROJECT_DIR) -> list[str]:

@@ -104,6 +104,24 @@ def test_valid_variants_are_accepted():
     assert cluster.inputs["vpcConfig"]["subnetIds"] == ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
 
 
+def test_credentials_must_be_stored_encrypted():
+    values = dev_config_values()
+    values[f"{NS}:hfToken"] = "hf_plaintext_token"
+    run = run_program(stack_from(values), preview=True)
+    assert isinstance(run.error, ConfigError)
+    assert "Pulumi.dev.yaml: llm-platform:hfToken: a credential: store it with `pulumi config set --secret`" in str(run.error)
+    assert "hf_plaintext_token" not in str(run.error)
+    assert [r.type for r in run.resources] == ["pulumi:pulumi:Stack"]
+
+
+def test_encrypted_credential_is_accepted_and_never_printed():
+    values = dev_config_values()
+    values[f"{NS}:hfToken"] = {"secure": "v1:AAAAencryptedblob"}
+    run = run_program(stack_from(values), preview=True)
+    assert run.error is None, run.error
+    assert "offline-placeholder-secret" not in repr(run.resources) + repr(run.outputs)
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "stacks", *args], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
 

@@ -1,0 +1,31 @@
+# The commands a newcomer runs. Everything works offline: no cloud credentials, no Pulumi CLI.
+VENV ?= venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+
+.PHONY: venv plan plan-json test bench docs schema
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+plan: venv  ## offline plan of a stack: make plan [STACK=prod]
+	$(PY) -m stacks plan $(STACK)
+
+plan-json: venv  ## plan, plus .plan/<stack>.json and rendered objects under .plan/<stack>/
+	$(PY) -m stacks plan $(STACK) --json .plan/$(STACK).json --render .plan/$(STACK)
+
+test: venv
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) benchmarks/plan_bench.py
+
+docs: venv  ## regenerate the README's config reference from the schema
+	$(PY) -m stacks config-reference --write README.md
+
+schema: venv
+	$(PY) -m stacks schema
