@@ -145,6 +145,26 @@ class EksGpuCluster(pulumi.ComponentResource):
             policy_arn=_managed_policy(partition, "AmazonEKSClusterPolicy"),
             opts=child,
         )
+        # AmazonEKSClusterPolicy grants no KMS rights: without these, envelope encryption fails at create.
+        cluster_kms = aws.iam.RolePolicy(
+            f"{name}-cluster-kms",
+            role=cluster_role.id,
+            policy=secrets_key.arn.apply(
+                lambda arn: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"],
+                                "Resource": arn,
+                            }
+                        ],
+                    }
+                )
+            ),
+            opts=child,
+        )
         cluster = aws.eks.Cluster(
             f"{name}-eks",
             name=cfg.name,
@@ -167,7 +187,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             ),
             enabled_cluster_log_types=_CLUSTER_LOG_TYPES,
             deletion_protection=cfg.protect,
-            opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect, depends_on=[cluster_policy]),
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect, depends_on=[cluster_policy, cluster_kms]),
         )
 
         for arn in cfg.admin_principal_arns:

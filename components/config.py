@@ -75,8 +75,8 @@ class _Model(BaseModel):
 class _ScalingBounds(_Model):
     """Node counts for a pool. desiredSize is only the initial count: autoscalers own it afterwards."""
 
-    min_size: int = Field(0, ge=0, le=1000)
-    max_size: int = Field(ge=1, le=1000)
+    min_size: int = Field(0, ge=0, le=1000, description="Fewest nodes; 0 lets a GPU pool cost nothing while idle.")
+    max_size: int = Field(ge=1, le=1000, description="Most nodes; must be ≥ minSize.")
     desired_size: int | None = Field(None, ge=0, le=1000, description="Initial node count; defaults to minSize.")
 
     @property
@@ -124,10 +124,12 @@ def _label_problems(labels: Mapping[str, str]) -> list[Problem]:
 class SystemPoolConfig(_ScalingBounds):
     """On-demand CPU nodes for controllers (KEDA, Karpenter, Prometheus, GPU Operator operands' control)."""
 
-    instance_types: list[InstanceTypeName] = Field(default_factory=lambda: ["m7i.xlarge"], min_length=1)
+    instance_types: list[InstanceTypeName] = Field(
+        ["m7i.xlarge"], min_length=1, description="CPU instance types, one architecture."
+    )
     min_size: int = Field(2, ge=1, le=100, description="At least 1: the controllers must run somewhere.")
     max_size: int = Field(4, ge=1, le=100)
-    disk_size_gib: int = Field(50, ge=20, le=1000)
+    disk_size_gib: int = Field(50, ge=20, le=1000, description="Root volume size.")
 
     @model_validator(mode="after")
     def _check(self) -> SystemPoolConfig:
@@ -148,15 +150,17 @@ class GpuPoolConfig(_ScalingBounds):
     """A tainted GPU node group. Every instance type in it must carry `gpusPerNode` GPUs of `gpuType`,
     because workloads request GPUs and pick nodes by those two values."""
 
-    name: PoolName
-    gpu_type: str = Field(json_schema_extra={"enum": _gpu_type_names()})
-    gpus_per_node: int = Field(ge=1, le=16)
-    instance_types: list[InstanceTypeName] = Field(min_length=1)
-    capacity_type: CapacityType = "on-demand"
+    name: PoolName = Field(description="Unique pool name; the value of the llm-platform.io/pool label.")
+    gpu_type: str = Field(json_schema_extra={"enum": _gpu_type_names()}, description="GPU model every instance type carries.")
+    gpus_per_node: int = Field(ge=1, le=16, description="GPUs every instance type carries.")
+    instance_types: list[InstanceTypeName] = Field(
+        min_length=1, description="Instance types with that GPU and count; several sizes help spot capacity."
+    )
+    capacity_type: CapacityType = Field("on-demand", description="spot pools get a second taint workloads must opt into.")
     disk_size_gib: int = Field(
         200, ge=100, le=16384, description="Root volume: vLLM images are ~10 GB compressed, more unpacked."
     )
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Extra node labels.")
     taints: list[TaintConfig] = Field(default_factory=list, description="Extra taints; the GPU and spot taints are always set.")
 
     @model_validator(mode="after")
@@ -193,8 +197,8 @@ class GpuPoolConfig(_ScalingBounds):
 
 
 class PrivateSubnet(_Model):
-    id: SubnetId
-    zone: Zone
+    id: SubnetId = Field(description="subnet-… id.")
+    zone: Zone = Field(description="Its availability zone.")
 
 
 class NetworkConfig(_Model):
@@ -274,15 +278,17 @@ def _zone_problems(loc: Loc, zones: list[str]) -> list[Problem]:
 
 
 class ClusterConfig(_Model):
-    name: ClusterName
+    name: ClusterName = Field(description="EKS cluster name; also prefixes every resource name.")
     kubernetes_version: str = Field(pattern=r"^1\.\d{2}$", description="EKS minor version, e.g. \"1.35\".")
     endpoint_public_access: bool = Field(True, description="Expose the API endpoint publicly (restricted by publicAccessCidrs).")
-    public_access_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
+    public_access_cidrs: list[str] = Field(
+        ["0.0.0.0/0"], min_length=1, description="CIDRs allowed to reach the public endpoint."
+    )
     admin_principal_arns: list[IamPrincipalArn] = Field(
         default_factory=list, description="IAM roles/users granted cluster-admin through EKS access entries."
     )
     protect: bool = Field(False, description="Pulumi-protect and deletion-protect the cluster, its network and keys.")
-    network: NetworkConfig
+    network: NetworkConfig = Field(description="A new VPC (`vpcCidr` + `availabilityZones`) or an existing one (`vpcId` + `privateSubnets`).")
 
     @model_validator(mode="after")
     def _check(self) -> ClusterConfig:
@@ -302,7 +308,7 @@ class ClusterConfig(_Model):
 
 
 class AddonToggle(_Model):
-    enabled: bool = True
+    enabled: bool = Field(True, description="Install this add-on.")
 
 
 class AddonsConfig(_Model):
@@ -355,12 +361,12 @@ class StackConfig(_Model):
     """Everything one stack (one environment) says: `llm-platform:<field>` keys in `Pulumi.<stack>.yaml`."""
 
     cloud: Literal["aws"] = Field(description="Cloud to build on. AWS (EKS) in this release.")
-    region: Region
-    cluster: ClusterConfig
-    system_pool: SystemPoolConfig = SystemPoolConfig()
+    region: Region = Field(description="Cloud region of every resource, e.g. us-west-2.")
+    cluster: ClusterConfig = Field(description="The Kubernetes cluster and its network.")
+    system_pool: SystemPoolConfig = Field(SystemPoolConfig(), description="CPU nodes for controllers.")
     gpu_pools: list[GpuPoolConfig] = Field(min_length=1, description="Tainted GPU node groups.")
     addons: AddonsConfig = AddonsConfig()
-    models: list[ModelConfig] = Field(default_factory=list)
+    models: list[ModelConfig] = Field(default_factory=list, description="vLLM model services (built by the model layer).")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags on every cloud resource.")
     hf_token: SecretStr | None = Field(
         None,

@@ -13,6 +13,8 @@ import yaml
 
 from conftest import PROJECT_DIR, STACKS, program_run
 from stacks.config_reference import BEGIN, END, config_reference_markdown
+from stacks.offline import ProgramRun, RegisteredResource
+from stacks.plan import HELM_RELEASE_TYPE, write_render
 from stacks.stack_files import load_stack_file
 
 RESOURCE_KEYS = {"urn", "type", "name", "parent", "dependencies", "protect", "custom", "inputs"}
@@ -85,6 +87,38 @@ def test_render_writes_each_kubernetes_object_once(plan_outputs):
     storage_class = yaml.safe_load((render_dir / "StorageClass" / "gp3.yaml").read_text())
     assert storage_class["provisioner"] == "ebs.csi.aws.com"
     assert storage_class["volumeBindingMode"] == "WaitForFirstConsumer"
+
+
+def test_render_writes_a_helm_release_as_chart_repository_version_and_values(tmp_path):
+    release = RegisteredResource(
+        urn="urn:pulumi:dev::llm-platform::llm-platform:addons:Keda$kubernetes:helm.sh/v3:Release::keda",
+        type=HELM_RELEASE_TYPE,
+        name="keda",
+        parent="",
+        dependencies=[],
+        protect=False,
+        custom=True,
+        provider="",
+        inputs={
+            "name": "keda",
+            "namespace": "keda",
+            "chart": "keda",
+            "version": "2.20.2",
+            "repositoryOpts": {"repo": "https://kedacore.github.io/charts"},
+            "values": {"operator": {"replicaCount": 2}},
+        },
+    )
+    run = ProgramRun(stack="dev", project="llm-platform", preview=True, resources=[release])
+    (path,) = write_render(run, tmp_path)
+    assert path == tmp_path / "HelmRelease" / "keda" / "keda.yaml"
+    assert yaml.safe_load(path.read_text()) == {
+        "release": "keda",
+        "namespace": "keda",
+        "chart": "keda",
+        "repository": "https://kedacore.github.io/charts",
+        "version": "2.20.2",
+        "values": {"operator": {"replicaCount": 2}},
+    }
 
 
 def test_schema_is_valid_and_accepts_every_stack():
