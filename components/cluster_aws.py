@@ -26,6 +26,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from .aws_iam import allow_policy, assume_role_policy, eks_access_policy_arn, managed_policy_arn, partition_for_region
 from .aws_network import AwsVpc, AwsVpcArgs
 from .cluster_contract import AwsClusterHooks, ClusterContract
 from .config import ClusterConfig, GpuPoolConfig, StackConfig, SystemPoolConfig
@@ -45,27 +46,6 @@ _NODE_POLICIES = {
     "ecr": "AmazonEC2ContainerRegistryPullOnly",
     "ssm": "AmazonSSMManagedInstanceCore",  # shell on a node without SSH keys or open ports
 }
-
-
-def partition_for_region(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
-
-
-def _managed_policy(partition: str, policy: str) -> str:
-    return f"arn:{partition}:iam::aws:policy/{policy}"
-
-
-def _assume_role_policy(service: str, actions: list[str]) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": actions}],
-        }
-    )
 
 
 def ami_type_for_pool(pool: GpuPoolConfig) -> str:
@@ -116,60 +96,158 @@ class EksGpuClusterArgs:
 
 
 class EksGpuCluster(pulumi.ComponentResource):
+    """The cluster in build order: network, control plane, node groups, add-ons, Kubernetes access."""
+
     contract: ClusterContract
 
     def __init__(self, name: str, args: EksGpuClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-platform:cluster:EksGpuCluster", name, None, opts)
+        self._name = name
+        self._args = args
+        self._partition = partition_for_region(args.region)
         cfg = args.cluster
-        partition = partition_for_region(args.region)
-        child = pulumi.ResourceOptions(parent=self)
-        protected = pulumi.ResourceOptions(parent=self, protect=cfg.protect)
 
-        vpc_id, subnet_ids = self._network(name, args, protected)
+        vpc_id, subnet_ids = self._network(pulumi.ResourceOptions(parent=self, protect=cfg.protect))
+        cluster = self._control_plane(subnet_ids)
+        for arn in cfg.admin_principal_arns:
+            self._admin_access(cluster, arn)
+        oidc = aws.iam.OpenIdConnectProvider(
+            f"{name}-oidc",
+            url=cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer),
+            client_id_lists=["sts.amazonaws.com"],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
+        node_role, node_policies = self._node_role()
+        node_opts = pulumi.ResourceOptions(
+            parent=self,
+            depends_on=node_policies,
+            # Autoscalers own the node count after creation; `pulumi up` must not undo a scale-out.
+            ignore_changes=["scalingConfig.desiredSize"],
+        )
+        system_group = self._system_node_group(cluster, node_role, subnet_ids, node_opts)
+        placements = [self._placement(pool) for pool in args.gpu_pools]
+        gpu_groups = [
+            self._gpu_node_group(cluster, node_role, subnet_ids, pool, placement, node_opts)
+            for pool, placement in zip(args.gpu_pools, placements)
+        ]
+
+        pod_identity_agent = self._addon(cluster, "pod-identity", "eks-pod-identity-agent", [system_group])
+        # Feeds node auto-repair with GPU health (NVIDIA XID errors).
+        self._addon(cluster, "node-monitoring", "eks-node-monitoring-agent", [system_group])
+        ebs_csi = self._ebs_csi_driver(cluster, pod_identity_agent)
+
+        kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(cluster.endpoint, cluster.certificate_authority.data).apply(
+                lambda v: kubeconfig_json(cfg.name, args.region, v[0], v[1])
+            )
+        )
+        provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=kubeconfig,
+            # Replace the provider (and so every k8s object) only if the cluster itself changes,
+            # never because a token or endpoint detail in the kubeconfig rotated.
+            cluster_identifier=cfg.name,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[system_group]),
+        )
+        block_storage = self._default_storage_class(provider, ebs_csi)
+
+        self.contract = ClusterContract(
+            cloud="aws",
+            name=cfg.name,
+            provider=provider,
+            kubeconfig=kubeconfig,
+            zones=tuple(cfg.network.zones),
+            system_node_selector=system_pool_labels(),
+            gpu_pools=tuple(placements),
+            ready=(system_group, *gpu_groups),
+            block_storage_class=BLOCK_STORAGE_CLASS,
+            block_storage=block_storage,
+            aws=AwsClusterHooks(
+                region=args.region,
+                partition=self._partition,
+                vpc_id=vpc_id,
+                private_subnet_ids=subnet_ids,
+                node_security_group_id=cluster.vpc_config.cluster_security_group_id,
+                node_role_arn=node_role.arn,
+                node_role_name=node_role.name,
+                oidc_provider_arn=oidc.arn,
+                oidc_issuer_url=oidc.url,
+                pod_identity_agent=pod_identity_agent,
+                tags=args.tags,
+            ),
+        )
+        self.register_outputs(
+            {
+                "clusterName": cluster.name,
+                "endpoint": cluster.endpoint,
+                "kubeconfig": kubeconfig,
+                "oidcProviderArn": oidc.arn,
+                "vpcId": vpc_id,
+            }
+        )
+
+    def _network(self, opts: pulumi.ResourceOptions) -> tuple[pulumi.Output[str], list[pulumi.Output[str]]]:
+        net = self._args.cluster.network
+        if net.is_existing:
+            return pulumi.Output.from_input(net.vpc_id), [pulumi.Output.from_input(s.id) for s in net.private_subnets]
+        vpc = AwsVpc(
+            f"{self._name}-network",
+            AwsVpcArgs(
+                cluster_name=self._args.cluster.name,
+                region=self._args.region,
+                cidr=net.vpc_cidr,
+                zones=net.zones,
+                nat_gateways=net.nat_gateways,
+            ),
+            opts=opts,
+        )
+        return vpc.vpc_id, vpc.private_subnet_ids
+
+    def _service_role(self, suffix: str, service: str, actions: list[str], policies: dict[str, str]):
+        """An IAM role for an AWS service plus its managed-policy attachments (named `<role>-<key>`,
+        or just `<role>` for the key "")."""
+        name = f"{self._name}-{suffix}"
+        role = aws.iam.Role(
+            name, assume_role_policy=assume_role_policy(service, actions), opts=pulumi.ResourceOptions(parent=self)
+        )
+        attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-{key}" if key else name,
+                role=role.name,
+                policy_arn=managed_policy_arn(self._partition, policy),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for key, policy in policies.items()
+        ]
+        return role, attachments
+
+    def _control_plane(self, subnet_ids: list[pulumi.Output[str]]) -> aws.eks.Cluster:
+        cfg = self._args.cluster
         secrets_key = aws.kms.Key(
-            f"{name}-secrets",
+            f"{self._name}-secrets",
             description=f"Envelope encryption of Kubernetes secrets in EKS cluster {cfg.name}",
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            opts=protected,
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect),
         )
-        cluster_role = aws.iam.Role(
-            f"{name}-cluster",
-            assume_role_policy=_assume_role_policy("eks.amazonaws.com", ["sts:AssumeRole", "sts:TagSession"]),
-            opts=child,
-        )
-        cluster_policy = aws.iam.RolePolicyAttachment(
-            f"{name}-cluster",
-            role=cluster_role.name,
-            policy_arn=_managed_policy(partition, "AmazonEKSClusterPolicy"),
-            opts=child,
+        role, attachments = self._service_role(
+            "cluster", "eks.amazonaws.com", ["sts:AssumeRole", "sts:TagSession"], {"": "AmazonEKSClusterPolicy"}
         )
         # AmazonEKSClusterPolicy grants no KMS rights: without these, envelope encryption fails at create.
-        cluster_kms = aws.iam.RolePolicy(
-            f"{name}-cluster-kms",
-            role=cluster_role.id,
+        kms_use = aws.iam.RolePolicy(
+            f"{self._name}-cluster-kms",
+            role=role.id,
             policy=secrets_key.arn.apply(
-                lambda arn: json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"],
-                                "Resource": arn,
-                            }
-                        ],
-                    }
-                )
+                lambda arn: allow_policy(["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"], arn)
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        cluster = aws.eks.Cluster(
-            f"{name}-eks",
+        return aws.eks.Cluster(
+            f"{self._name}-eks",
             name=cfg.name,
             version=cfg.kubernetes_version,
-            role_arn=cluster_role.arn,
+            role_arn=role.arn,
             vpc_config=aws.eks.ClusterVpcConfigArgs(
                 subnet_ids=subnet_ids,
                 endpoint_private_access=True,
@@ -187,132 +265,114 @@ class EksGpuCluster(pulumi.ComponentResource):
             ),
             enabled_cluster_log_types=_CLUSTER_LOG_TYPES,
             deletion_protection=cfg.protect,
-            opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect, depends_on=[cluster_policy, cluster_kms]),
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect, depends_on=[*attachments, kms_use]),
         )
 
-        for arn in cfg.admin_principal_arns:
-            self._admin_access(name, cluster, arn, partition)
-
-        oidc = aws.iam.OpenIdConnectProvider(
-            f"{name}-oidc",
-            url=cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer),
-            client_id_lists=["sts.amazonaws.com"],
-            opts=child,
+    def _admin_access(self, cluster: aws.eks.Cluster, arn: str) -> None:
+        # Named by a hash of the ARN, not its list position, so reordering the list replaces nothing.
+        name = f"{self._name}-admin-{hashlib.sha256(arn.encode()).hexdigest()[:8]}"
+        entry = aws.eks.AccessEntry(
+            name, cluster_name=cluster.name, principal_arn=arn, type="STANDARD", opts=pulumi.ResourceOptions(parent=self)
+        )
+        aws.eks.AccessPolicyAssociation(
+            name,
+            cluster_name=cluster.name,
+            principal_arn=arn,
+            policy_arn=eks_access_policy_arn(self._partition, "AmazonEKSClusterAdminPolicy"),
+            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
         )
 
-        node_role = aws.iam.Role(
-            f"{name}-node",
-            assume_role_policy=_assume_role_policy("ec2.amazonaws.com", ["sts:AssumeRole"]),
-            opts=child,
-        )
-        node_policies = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-node-{short}",
-                role=node_role.name,
-                policy_arn=_managed_policy(partition, policy),
-                opts=child,
-            )
-            for short, policy in _NODE_POLICIES.items()
-        ]
-        node_opts = pulumi.ResourceOptions(
-            parent=self,
-            depends_on=node_policies,
-            # Autoscalers own the node count after creation; `pulumi up` must not undo a scale-out.
-            ignore_changes=["scalingConfig.desiredSize"],
-        )
+    def _node_role(self):
+        return self._service_role("node", "ec2.amazonaws.com", ["sts:AssumeRole"], _NODE_POLICIES)
 
-        system_labels = system_pool_labels()
-        system_group = aws.eks.NodeGroup(
-            f"{name}-system",
+    def _system_node_group(self, cluster, node_role, subnet_ids, opts) -> aws.eks.NodeGroup:
+        pool = self._args.system_pool
+        return aws.eks.NodeGroup(
+            f"{self._name}-system",
             cluster_name=cluster.name,
             node_role_arn=node_role.arn,
             subnet_ids=subnet_ids,
-            instance_types=args.system_pool.instance_types,
-            ami_type=ami_type_for_system_pool(args.system_pool),
+            instance_types=pool.instance_types,
+            ami_type=ami_type_for_system_pool(pool),
             capacity_type="ON_DEMAND",
-            disk_size=args.system_pool.disk_size_gib,
+            disk_size=pool.disk_size_gib,
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                min_size=args.system_pool.min_size,
-                max_size=args.system_pool.max_size,
-                desired_size=args.system_pool.desired,
+                min_size=pool.min_size, max_size=pool.max_size, desired_size=pool.desired
             ),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
-            labels=system_labels,
-            tags={"Name": f"{name}-system"},
-            opts=node_opts,
+            labels=system_pool_labels(),
+            tags={"Name": f"{self._name}-system"},
+            opts=opts,
         )
 
-        placements: list[GpuPoolPlacement] = []
-        gpu_groups: list[aws.eks.NodeGroup] = []
-        for pool in args.gpu_pools:
-            placement = gpu_pool_placement(
-                pool.name,
-                pool.gpu_type,
-                pool.gpus_per_node,
-                pool.capacity_type,
-                extra_labels=dict(pool.labels),
-                extra_taints=tuple(Taint(t.key, t.value, t.effect) for t in pool.taints),
-            )
-            placements.append(placement)
-            gpu_groups.append(
-                aws.eks.NodeGroup(
-                    f"{name}-gpu-{pool.name}",
-                    cluster_name=cluster.name,
-                    node_role_arn=node_role.arn,
-                    subnet_ids=subnet_ids,
-                    instance_types=pool.instance_types,
-                    ami_type=ami_type_for_pool(pool),
-                    capacity_type=_EKS_CAPACITY_TYPE[pool.capacity_type],
-                    disk_size=pool.disk_size_gib,
-                    scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                        min_size=pool.min_size, max_size=pool.max_size, desired_size=pool.desired
-                    ),
-                    # One node at a time: a GPU node drains slowly (model replicas need minutes to move).
-                    update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
-                    node_repair_config=aws.eks.NodeGroupNodeRepairConfigArgs(enabled=True),
-                    labels=placement.labels,
-                    taints=eks_taints(placement.taints),
-                    tags={"Name": f"{name}-gpu-{pool.name}"},
-                    opts=node_opts,
-                )
-            )
+    @staticmethod
+    def _placement(pool: GpuPoolConfig) -> GpuPoolPlacement:
+        return gpu_pool_placement(
+            pool.name,
+            pool.gpu_type,
+            pool.gpus_per_node,
+            pool.capacity_type,
+            extra_labels=dict(pool.labels),
+            extra_taints=tuple(Taint(t.key, t.value, t.effect) for t in pool.taints),
+        )
 
-        # Add-ons with pods wait for the system pool: an add-on with no node to run on stays DEGRADED.
-        addon_opts = pulumi.ResourceOptions(parent=self, depends_on=[system_group])
-        pod_identity_agent = aws.eks.Addon(
-            f"{name}-pod-identity",
+    def _gpu_node_group(self, cluster, node_role, subnet_ids, pool: GpuPoolConfig, placement: GpuPoolPlacement, opts):
+        return aws.eks.NodeGroup(
+            f"{self._name}-gpu-{pool.name}",
             cluster_name=cluster.name,
-            addon_name="eks-pod-identity-agent",
+            node_role_arn=node_role.arn,
+            subnet_ids=subnet_ids,
+            instance_types=pool.instance_types,
+            ami_type=ami_type_for_pool(pool),
+            capacity_type=_EKS_CAPACITY_TYPE[pool.capacity_type],
+            disk_size=pool.disk_size_gib,
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=pool.min_size, max_size=pool.max_size, desired_size=pool.desired
+            ),
+            # One node at a time: a GPU node drains slowly (model replicas need minutes to move).
+            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+            node_repair_config=aws.eks.NodeGroupNodeRepairConfigArgs(enabled=True),
+            labels=placement.labels,
+            taints=eks_taints(placement.taints),
+            tags={"Name": f"{self._name}-gpu-{pool.name}"},
+            opts=opts,
+        )
+
+    def _addon(self, cluster, suffix: str, addon_name: str, depends_on: list[pulumi.Resource], **extra) -> aws.eks.Addon:
+        """An EKS managed add-on at EKS's default version for the cluster's Kubernetes version.
+        Add-ons with pods wait for the system pool: with no node to run on they stay DEGRADED."""
+        return aws.eks.Addon(
+            f"{self._name}-{suffix}",
+            cluster_name=cluster.name,
+            addon_name=addon_name,
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
-            opts=addon_opts,
-        )
-        aws.eks.Addon(
-            f"{name}-node-monitoring",
-            cluster_name=cluster.name,
-            addon_name="eks-node-monitoring-agent",  # feeds node auto-repair with GPU (XID) health
-            resolve_conflicts_on_create="OVERWRITE",
-            resolve_conflicts_on_update="OVERWRITE",
-            opts=addon_opts,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+            **extra,
         )
 
-        ebs_csi = self._ebs_csi_driver(name, cluster, partition, pod_identity_agent)
+    def _ebs_csi_driver(self, cluster: aws.eks.Cluster, pod_identity_agent: aws.eks.Addon) -> aws.eks.Addon:
+        """EKS ships no block-storage provisioner: Prometheus and Alertmanager volumes need this one."""
+        role, attachments = self._service_role(
+            "ebs-csi",
+            "pods.eks.amazonaws.com",
+            ["sts:AssumeRole", "sts:TagSession"],
+            {"": "service-role/AmazonEBSCSIDriverPolicy"},
+        )
+        return self._addon(
+            cluster,
+            "ebs-csi",
+            "aws-ebs-csi-driver",
+            [pod_identity_agent, *attachments],
+            pod_identity_associations=[
+                aws.eks.AddonPodIdentityAssociationArgs(role_arn=role.arn, service_account="ebs-csi-controller-sa")
+            ],
+        )
 
-        kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(cluster.endpoint, cluster.certificate_authority.data).apply(
-                lambda v: kubeconfig_json(cfg.name, args.region, v[0], v[1])
-            )
-        )
-        provider = k8s.Provider(
-            f"{name}-k8s",
-            kubeconfig=kubeconfig,
-            # Replace the provider (and so every k8s object) only if the cluster itself changes,
-            # never because a token or endpoint detail in the kubeconfig rotated.
-            cluster_identifier=cfg.name,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[system_group]),
-        )
-        block_storage = k8s.storage.v1.StorageClass(
-            f"{name}-gp3",
+    def _default_storage_class(self, provider: k8s.Provider, ebs_csi: aws.eks.Addon) -> k8s.storage.v1.StorageClass:
+        return k8s.storage.v1.StorageClass(
+            f"{self._name}-gp3",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=BLOCK_STORAGE_CLASS,
                 annotations={"storageclass.kubernetes.io/is-default-class": "true"},
@@ -324,109 +384,6 @@ class EksGpuCluster(pulumi.ComponentResource):
             allow_volume_expansion=True,
             reclaim_policy="Delete",
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ebs_csi]),
-        )
-
-        self.contract = ClusterContract(
-            cloud="aws",
-            name=cfg.name,
-            provider=provider,
-            kubeconfig=kubeconfig,
-            zones=tuple(cfg.network.zones),
-            system_node_selector=system_labels,
-            gpu_pools=tuple(placements),
-            ready=(system_group, *gpu_groups),
-            block_storage_class=BLOCK_STORAGE_CLASS,
-            block_storage=block_storage,
-            aws=AwsClusterHooks(
-                region=args.region,
-                partition=partition,
-                vpc_id=vpc_id,
-                private_subnet_ids=subnet_ids,
-                node_security_group_id=cluster.vpc_config.cluster_security_group_id,
-                node_role_arn=node_role.arn,
-                node_role_name=node_role.name,
-                oidc_provider_arn=oidc.arn,
-                oidc_issuer_url=oidc.url,
-                pod_identity_agent=pod_identity_agent,
-                tags=args.tags,
-            ),
-        )
-        self.cluster_name = cluster.name
-        self.endpoint = cluster.endpoint
-        self.kubeconfig = kubeconfig
-        self.register_outputs(
-            {
-                "clusterName": cluster.name,
-                "endpoint": cluster.endpoint,
-                "kubeconfig": kubeconfig,
-                "oidcProviderArn": oidc.arn,
-                "vpcId": vpc_id,
-            }
-        )
-
-    def _network(
-        self, name: str, args: EksGpuClusterArgs, opts: pulumi.ResourceOptions
-    ) -> tuple[pulumi.Output[str], list[pulumi.Output[str]]]:
-        net = args.cluster.network
-        if net.is_existing:
-            return pulumi.Output.from_input(net.vpc_id), [pulumi.Output.from_input(s.id) for s in net.private_subnets]
-        vpc = AwsVpc(
-            f"{name}-network",
-            AwsVpcArgs(
-                cluster_name=args.cluster.name,
-                region=args.region,
-                cidr=net.vpc_cidr,
-                zones=net.zones,
-                nat_gateways=net.nat_gateways,
-            ),
-            opts=opts,
-        )
-        return vpc.vpc_id, vpc.private_subnet_ids
-
-    def _ebs_csi_driver(
-        self, name: str, cluster: aws.eks.Cluster, partition: str, pod_identity_agent: aws.eks.Addon
-    ) -> aws.eks.Addon:
-        """EKS ships no block-storage provisioner: Prometheus and Alertmanager volumes need this one."""
-        role = aws.iam.Role(
-            f"{name}-ebs-csi",
-            assume_role_policy=_assume_role_policy("pods.eks.amazonaws.com", ["sts:AssumeRole", "sts:TagSession"]),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        attachment = aws.iam.RolePolicyAttachment(
-            f"{name}-ebs-csi",
-            role=role.name,
-            policy_arn=_managed_policy(partition, "service-role/AmazonEBSCSIDriverPolicy"),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        return aws.eks.Addon(
-            f"{name}-ebs-csi",
-            cluster_name=cluster.name,
-            addon_name="aws-ebs-csi-driver",
-            pod_identity_associations=[
-                aws.eks.AddonPodIdentityAssociationArgs(role_arn=role.arn, service_account="ebs-csi-controller-sa")
-            ],
-            resolve_conflicts_on_create="OVERWRITE",
-            resolve_conflicts_on_update="OVERWRITE",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[pod_identity_agent, attachment]),
-        )
-
-    def _admin_access(self, name: str, cluster: aws.eks.Cluster, arn: str, partition: str) -> None:
-        # Named by a hash of the ARN, not its list position, so reordering the list replaces nothing.
-        suffix = hashlib.sha256(arn.encode()).hexdigest()[:8]
-        entry = aws.eks.AccessEntry(
-            f"{name}-admin-{suffix}",
-            cluster_name=cluster.name,
-            principal_arn=arn,
-            type="STANDARD",
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        aws.eks.AccessPolicyAssociation(
-            f"{name}-admin-{suffix}",
-            cluster_name=cluster.name,
-            principal_arn=arn,
-            policy_arn=f"arn:{partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
-            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
         )
 
 

@@ -8,6 +8,7 @@ import re
 from components.gpu_catalog import gpu_instance
 from components.gpu_scheduling import LABEL_CAPACITY_TYPE, LABEL_GPU_TYPE, LABEL_NODE_ROLE, LABEL_POOL
 from stacks.offline import COMPUTED, SECRET
+from stacks.stack_files import load_stack_file
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
@@ -124,6 +125,16 @@ def test_kubeconfig_is_secret_and_provider_is_pinned_to_the_cluster(run, stack_c
     assert provider.inputs["kubeconfig"] in (SECRET, COMPUTED)
     if not run.preview:
         assert provider.inputs["kubeconfig"] == SECRET
+
+
+def test_no_resource_uses_a_default_provider(run):
+    """Stack files disable default providers; every resource must carry an explicit one."""
+    values = load_stack_file(run.stack).values
+    assert values.get("pulumi:disable-default-providers") == ["*"]
+    provider_urns = {r.urn for r in run.resources if r.type.startswith("pulumi:providers:")}
+    for res in run.resources:
+        if res.custom and not res.type.startswith("pulumi:providers:"):
+            assert res.provider.rsplit("::", 1)[0] in provider_urns, res.urn
 
 
 def test_kubernetes_objects_use_the_cluster_provider(run):
