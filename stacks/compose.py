@@ -18,8 +18,12 @@ def _namespace_config() -> tuple[dict[str, Any], set[str]]:
 
     `pulumi.Config` can only fetch keys it is asked for; validating the whole namespace (so a typo
     such as `llm-platform:gpuPool` is an error, not a silently ignored key) needs the full map.
+    Pulumi's Python exec shim loads PULUMI_CONFIG / PULUMI_CONFIG_SECRET_KEYS with
+    `set_all_config`; the mocks do the same, so both paths read identical maps. Returns the values
+    and the keys the engine marks secret.
     """
     merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    env_secret_keys = set(runtime_config.get_config_secret_keys_env())
     prefix = f"{CONFIG_NAMESPACE}:"
     raw: dict[str, Any] = {}
     secret: set[str] = set()
@@ -29,7 +33,7 @@ def _namespace_config() -> tuple[dict[str, Any], set[str]]:
         if isinstance(value, str) and value[:1] in "[{":
             value = json.loads(value)  # the engine passes structured YAML values as JSON text
         raw[key[len(prefix):]] = value
-        if runtime_config.is_config_secret(key):
+        if runtime_config.is_config_secret(key) or key in env_secret_keys:
             secret.add(key[len(prefix):])
     return raw, secret
 

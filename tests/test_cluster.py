@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 
+import pytest
+
+from components.aws_network import subnet_cidrs
 from components.gpu_catalog import gpu_instance
 from components.gpu_scheduling import LABEL_CAPACITY_TYPE, LABEL_GPU_TYPE, LABEL_NODE_ROLE, LABEL_POOL
 from stacks.offline import COMPUTED, SECRET
+from conftest import dev_config_values, stack_from
+from stacks.offline import run_program
 from stacks.stack_files import load_stack_file
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
@@ -171,3 +177,25 @@ def test_every_aws_resource_gets_stack_tags_through_the_provider(run, stack_conf
     assert tags["llm-platform/stack"] == run.stack
     assert tags.items() >= stack_config.tags.items()
     assert aws_provider.inputs["region"] == stack_config.region
+
+
+def test_graviton_pools_get_arm_amis():
+    values = dev_config_values()
+    values["llm-platform:systemPool"]["instanceTypes"] = ["m7g.large", "c7g.xlarge"]
+    values["llm-platform:gpuPools"][0].update(gpuType="t4g", instanceTypes=["g5g.xlarge", "g5g.2xlarge"])
+    run = run_program(stack_from(values), preview=True)
+    assert run.error is None, run.error
+    ami = {r.inputs["labels"][LABEL_NODE_ROLE]: r.inputs["amiType"] for r in run.of_type(NODE_GROUP)}
+    assert ami == {"system": "AL2023_ARM_64_STANDARD", "gpu": "AL2023_ARM_64_NVIDIA"}
+
+
+@pytest.mark.parametrize("cidr", ["10.0.0.0/16", "172.20.0.0/18", "192.168.0.0/20"])
+@pytest.mark.parametrize("zones", [2, 3, 6])
+def test_subnets_are_disjoint_and_inside_the_vpc(cidr, zones):
+    vpc = ipaddress.IPv4Network(cidr)
+    private, public = subnet_cidrs(cidr, zones)
+    nets = [ipaddress.IPv4Network(c) for c in private + public]
+    assert len(private) == len(public) == zones
+    assert all(n.subnet_of(vpc) for n in nets)
+    assert all(not a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1 :])
+    assert all(n.num_addresses >= vpc.num_addresses // 8 for n in nets[:zones])  # room for pod IPs
