@@ -8,7 +8,8 @@ Choices an EKS expert would make, and why:
   the AL2023 NVIDIA AMI, which already carries the driver and container toolkit (so the GPU
   Operator must not install them again), tainted `nvidia.com/gpu=present:NoSchedule`, and spot pools
   tainted once more so only workloads that accept interruption land there.
-- Node auto-repair on GPU node groups: EKS replaces nodes whose GPUs report fatal XID errors.
+- Node auto-repair on every node group: EKS replaces NotReady nodes, and (with the node monitoring
+  agent) nodes whose GPUs report fatal XID errors.
 - `desiredSize` is ignored after creation: autoscalers own it, and `pulumi up` must not undo a
   scale-out in the middle of a traffic spike.
 - The EBS CSI driver and an encrypted gp3 default StorageClass (EKS ships no block provisioner).
@@ -87,6 +88,16 @@ def kubeconfig_json(cluster_name: str, region: str, endpoint: str, ca_data: str)
 
 
 @dataclass(frozen=True)
+class _NodeGroupBase:
+    """What every node group of the cluster shares."""
+
+    cluster_name: pulumi.Output[str]
+    node_role_arn: pulumi.Output[str]
+    subnet_ids: list[pulumi.Output[str]]
+    opts: pulumi.ResourceOptions
+
+
+@dataclass(frozen=True)
 class EksGpuClusterArgs:
     region: str
     cluster: ClusterConfig
@@ -125,10 +136,26 @@ class EksGpuCluster(pulumi.ComponentResource):
             # Autoscalers own the node count after creation; `pulumi up` must not undo a scale-out.
             ignore_changes=["scalingConfig.desiredSize"],
         )
-        system_group = self._system_node_group(cluster, node_role, subnet_ids, node_opts)
+        base = _NodeGroupBase(cluster.name, node_role.arn, subnet_ids, node_opts)
+        system_group = self._node_group(
+            "system",
+            base,
+            args.system_pool,
+            ami_type_for_system_pool(args.system_pool),
+            "ON_DEMAND",
+            system_pool_labels(),
+        )
         placements = [self._placement(pool) for pool in args.gpu_pools]
         gpu_groups = [
-            self._gpu_node_group(cluster, node_role, subnet_ids, pool, placement, node_opts)
+            self._node_group(
+                f"gpu-{pool.name}",
+                base,
+                pool,
+                ami_type_for_pool(pool),
+                _EKS_CAPACITY_TYPE[pool.capacity_type],
+                placement.labels,
+                placement.taints,
+            )
             for pool, placement in zip(args.gpu_pools, placements)
         ]
 
@@ -286,26 +313,6 @@ class EksGpuCluster(pulumi.ComponentResource):
     def _node_role(self):
         return self._service_role("node", "ec2.amazonaws.com", ["sts:AssumeRole"], _NODE_POLICIES)
 
-    def _system_node_group(self, cluster, node_role, subnet_ids, opts) -> aws.eks.NodeGroup:
-        pool = self._args.system_pool
-        return aws.eks.NodeGroup(
-            f"{self._name}-system",
-            cluster_name=cluster.name,
-            node_role_arn=node_role.arn,
-            subnet_ids=subnet_ids,
-            instance_types=pool.instance_types,
-            ami_type=ami_type_for_system_pool(pool),
-            capacity_type="ON_DEMAND",
-            disk_size=pool.disk_size_gib,
-            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                min_size=pool.min_size, max_size=pool.max_size, desired_size=pool.desired
-            ),
-            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
-            labels=system_pool_labels(),
-            tags={"Name": f"{self._name}-system"},
-            opts=opts,
-        )
-
     @staticmethod
     def _placement(pool: GpuPoolConfig) -> GpuPoolPlacement:
         return gpu_pool_placement(
@@ -317,26 +324,36 @@ class EksGpuCluster(pulumi.ComponentResource):
             extra_taints=tuple(Taint(t.key, t.value, t.effect) for t in pool.taints),
         )
 
-    def _gpu_node_group(self, cluster, node_role, subnet_ids, pool: GpuPoolConfig, placement: GpuPoolPlacement, opts):
+    def _node_group(
+        self,
+        suffix: str,
+        base: _NodeGroupBase,
+        pool: SystemPoolConfig | GpuPoolConfig,
+        ami_type: str,
+        capacity_type: str,
+        labels: dict[str, str],
+        taints: tuple[Taint, ...] = (),
+    ) -> aws.eks.NodeGroup:
         return aws.eks.NodeGroup(
-            f"{self._name}-gpu-{pool.name}",
-            cluster_name=cluster.name,
-            node_role_arn=node_role.arn,
-            subnet_ids=subnet_ids,
+            f"{self._name}-{suffix}",
+            cluster_name=base.cluster_name,
+            node_role_arn=base.node_role_arn,
+            subnet_ids=base.subnet_ids,
             instance_types=pool.instance_types,
-            ami_type=ami_type_for_pool(pool),
-            capacity_type=_EKS_CAPACITY_TYPE[pool.capacity_type],
+            ami_type=ami_type,
+            capacity_type=capacity_type,
             disk_size=pool.disk_size_gib,
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 min_size=pool.min_size, max_size=pool.max_size, desired_size=pool.desired
             ),
             # One node at a time: a GPU node drains slowly (model replicas need minutes to move).
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+            # EKS replaces NotReady nodes and, with the monitoring agent, GPUs with fatal XID errors.
             node_repair_config=aws.eks.NodeGroupNodeRepairConfigArgs(enabled=True),
-            labels=placement.labels,
-            taints=eks_taints(placement.taints),
-            tags={"Name": f"{self._name}-gpu-{pool.name}"},
-            opts=opts,
+            labels=labels,
+            taints=eks_taints(taints) or None,
+            tags={"Name": f"{self._name}-{suffix}"},
+            opts=base.opts,
         )
 
     def _addon(self, cluster, suffix: str, addon_name: str, depends_on: list[pulumi.Resource], **extra) -> aws.eks.Addon:

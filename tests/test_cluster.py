@@ -94,6 +94,7 @@ def test_system_pool_is_on_demand_untainted_cpu(run):
     assert system[0]["capacityType"] == "ON_DEMAND"
     assert "taints" not in system[0]
     assert system[0]["amiType"].endswith("_STANDARD")
+    assert system[0]["nodeRepairConfig"] == {"enabled": True}
 
 
 def test_cluster_uses_access_entries_not_aws_auth(run, stack_config):
