@@ -3,7 +3,7 @@ VENV ?= venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: venv plan plan-json test bench docs schema
+.PHONY: venv plan plan-json test lint bench docs schema
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -20,6 +20,9 @@ plan-json: venv  ## plan, plus .plan/<stack>.json and rendered objects under .pl
 
 test: venv
 	$(PY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check components stacks tests benchmarks __main__.py
 
 bench: venv
 	$(PY) benchmarks/plan_bench.py

@@ -132,9 +132,9 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for label, stack_file in cases:
         registrations = plan(stack_file)  # warm-up, and the count the baseline must match
-        plan_s = median_seconds(lambda: plan(stack_file), repeat)
+        plan_s = median_seconds(lambda sf=stack_file: plan(sf), repeat)
         bare_sdk(registrations)  # warm-up
-        bare_s = median_seconds(lambda: bare_sdk(registrations), repeat)
+        bare_s = median_seconds(lambda n=registrations: bare_sdk(n), repeat)
         print(f"| {label} | {registrations} | {plan_s:.3f} | {bare_s:.3f} | {plan_s / bare_s:.1f}× |", flush=True)
 
 

@@ -156,7 +156,7 @@ class EksGpuCluster(pulumi.ComponentResource):
                 placement.labels,
                 placement.taints,
             )
-            for pool, placement in zip(args.gpu_pools, placements)
+            for pool, placement in zip(args.gpu_pools, placements, strict=True)
         ]
 
         pod_identity_agent = self._addon(cluster, "pod-identity", "eks-pod-identity-agent", [system_group])

@@ -7,29 +7,32 @@ is registered and long before a GPU node is billed. Field names are camelCase in
 
 Structural rules come from the field types; rules that relate fields (max ≥ min, a pool's instance
 types really carry its GPU, unique names) are `model_validator`s that report every problem at its
-own key path through `_raise_problems`.
+own key path through `raise_problems` (see `config_errors`).
 """
 
 from __future__ import annotations
 
 import difflib
 import ipaddress
-import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
-import pulumi
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
 
+from .config_errors import (
+    CONFIG_NAMESPACE,
+    ConfigError,
+    Loc,
+    Problem,
+    format_key_path,
+    problems_from_validation_error,
+    raise_problems,
+)
 from .gpu_catalog import cpu_arch, gpu_instance, gpu_instances, gpu_models
 from .gpu_scheduling import LABEL_DOMAIN, RESERVED_TAINT_KEYS, CapacityType, TaintEffect
 
-CONFIG_NAMESPACE = "llm-platform"
-
-Loc = tuple[str | int, ...]
-Problem = tuple[Loc, str]
+__all__ = ["CONFIG_NAMESPACE", "ConfigError", "StackConfig", "parse_stack_config", "stack_config_json_schema"]
 
 _DNS_LABEL = r"[a-z]([-a-z0-9]*[a-z0-9])?"
 _LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
@@ -46,24 +49,6 @@ SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
 VpcId = Annotated[str, StringConstraints(pattern=r"^vpc-[0-9a-f]{8,17}$")]
 IamPrincipalArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")]
 InstanceTypeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")]
-
-
-class ConfigError(pulumi.RunError):
-    """Invalid stack config. A `RunError`, so `pulumi up` prints the message without a traceback."""
-
-    def __init__(self, stack_file: str, problems: list[tuple[str, str]]):
-        self.stack_file = stack_file
-        self.problems = problems  # (key path, message), e.g. ("llm-platform:gpuPools[1].maxSize", "...")
-        lines = [f"{stack_file}: {path}: {message}" for path, message in problems]
-        noun = "problem" if len(problems) == 1 else "problems"
-        super().__init__(f"invalid stack config ({len(problems)} {noun}):\n" + "\n".join(lines))
-
-
-def _raise_problems(problems: list[Problem]) -> None:
-    """Report several cross-field problems at once, each at its own key path below the model."""
-    if problems:
-        summary = "; ".join(message for _, message in problems)
-        raise PydanticCustomError("config_problems", "{summary}", {"summary": summary, "problems": problems})
 
 
 class _Model(BaseModel):
@@ -138,7 +123,7 @@ class SystemPoolConfig(_ScalingBounds):
             if gpu_instance(name) is not None:
                 problems.append((("instanceTypes", i), f"{name} is a GPU instance type; the system pool is CPU-only"))
         problems += _one_architecture(self.instance_types, cpu_arch)
-        _raise_problems(problems)
+        raise_problems(problems)
         return self
 
 
@@ -178,7 +163,7 @@ class GpuPoolConfig(_ScalingBounds):
         for i, taint in enumerate(self.taints):
             if taint.key in RESERVED_TAINT_KEYS:
                 problems.append((("taints", i, "key"), f"{taint.key} is set by the platform (GPU and spot taints)"))
-        _raise_problems(problems)
+        raise_problems(problems)
         return self
 
     def _instance_type_problems(self, name: str) -> list[str]:
@@ -251,7 +236,7 @@ class NetworkConfig(_Model):
                 problems.append((("availabilityZones",), "required for a new VPC"))
             else:
                 problems += _zone_problems(("availabilityZones",), self.availability_zones)
-        _raise_problems(problems)
+        raise_problems(problems)
         return self
 
 
@@ -303,7 +288,7 @@ class ClusterConfig(_Model):
                 problems.append((("publicAccessCidrs", i), f"not an IPv4 network: {exc}"))
         if len(set(self.admin_principal_arns)) != len(self.admin_principal_arns):
             problems.append((("adminPrincipalArns",), "lists a principal twice"))
-        _raise_problems(problems)
+        raise_problems(problems)
         return self
 
 
@@ -342,7 +327,7 @@ class ModelConfig(_Model):
             problems.append((("maxReplicas",), f"must be ≥ minReplicas ({self.min_replicas})"))
         if self.gpu_type not in gpu_models():
             problems.append((("gpuType",), f"unknown GPU type {self.gpu_type!r} (known: {', '.join(_gpu_type_names())})"))
-        _raise_problems(problems)
+        raise_problems(problems)
         return self
 
 
@@ -389,7 +374,7 @@ class StackConfig(_Model):
                     problems.append((("gpuPools", i, "instanceTypes", j), f"{name} is not a {self.cloud} instance type"))
         for i, model in enumerate(self.models):
             problems += [(("models", i, *loc), msg) for loc, msg in self._model_fit_problems(model)]
-        _raise_problems(problems)
+        raise_problems(problems)
         return self
 
     def _model_fit_problems(self, model: ModelConfig) -> Iterable[Problem]:
@@ -410,79 +395,6 @@ def _duplicates(key: str, names: list[str]) -> list[Problem]:
     return [((key, i, "name"), f"duplicate name {n!r} (also at {key}[{names.index(n)}])") for i, n in enumerate(names) if n in names[:i]]
 
 
-# ---- turning pydantic errors into key paths a person can act on -----------------------------------
-
-
-def format_key_path(loc: Loc) -> str:
-    """("gpuPools", 1, "maxSize") -> "llm-platform:gpuPools[1].maxSize"."""
-    text = f"{CONFIG_NAMESPACE}:{loc[0]}" if loc else CONFIG_NAMESPACE
-    for part in loc[1:]:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
-            text += f".{part}"
-        else:  # a map key such as a label "team.example.com/owner"
-            text += f"[{part!r}]"
-    return text
-
-
-def _field_names(model: type[BaseModel]) -> list[str]:
-    return [f.alias or name for name, f in model.model_fields.items()]
-
-
-def _message(error: dict[str, Any]) -> str:
-    kind, msg = error["type"], error["msg"]
-    if kind == "missing":
-        return "required"
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "string_pattern_mismatch":
-        return f"{error['input']!r} does not match {error['ctx']['pattern']}"
-    if msg.startswith("Input should be "):
-        return "must be " + msg.removeprefix("Input should be ") + f" (got {error['input']!r})"
-    return msg.removeprefix("Value error, ")
-
-
-def _suggest(loc: Loc, raw: Any) -> str:
-    """For an unknown key, the closest real key at that level ("gpuPool" -> "gpuPools")."""
-    model: Any = StackConfig
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
-        if field is None:
-            return ""
-        model = _model_of(field.annotation)
-        if model is None:
-            return ""
-    close = difflib.get_close_matches(str(loc[-1]), _field_names(model), n=1)
-    return f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(_field_names(model))})"
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def problems_from_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
-    problems: list[tuple[str, str]] = []
-    for error in exc.errors(include_url=False):
-        loc = tuple(error["loc"])
-        if error["type"] == "config_problems":
-            problems += [(format_key_path(loc + tuple(sub)), msg) for sub, msg in error["ctx"]["problems"]]
-            continue
-        message = _message(error)
-        if error["type"] == "extra_forbidden":
-            message += _suggest(loc, error["input"])
-        problems.append((format_key_path(loc), message))
-    return problems
-
-
 SECRET_KEYS = frozenset({"hfToken"})  # must be stored encrypted (`pulumi config set --secret`)
 
 
@@ -497,7 +409,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack_file: str, secret_keys: Ite
     try:
         config = StackConfig.model_validate(dict(raw))
     except ValidationError as exc:
-        problems += problems_from_validation_error(exc)
+        problems += problems_from_validation_error(exc, StackConfig)
     if problems:
         raise ConfigError(stack_file, problems)
     return config
