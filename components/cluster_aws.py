@@ -30,7 +30,7 @@ import pulumi_kubernetes as k8s
 from .aws_iam import allow_policy, assume_role_policy, eks_access_policy_arn, managed_policy_arn, partition_for_region
 from .aws_network import AwsVpc, AwsVpcArgs
 from .cluster_contract import AwsClusterHooks, ClusterContract
-from .config import ClusterConfig, GpuPoolConfig, StackConfig, SystemPoolConfig
+from .config import ClusterConfig, GpuPoolConfig, StackConfig, SystemPoolConfig, node_group_resource_name
 from .gpu_catalog import cpu_arch, gpu_instance
 from .gpu_scheduling import GpuPoolPlacement, Taint, gpu_pool_placement, system_pool_labels
 
@@ -138,7 +138,7 @@ class EksGpuCluster(pulumi.ComponentResource):
         )
         base = _NodeGroupBase(cluster.name, node_role.arn, subnet_ids, node_opts)
         system_group = self._node_group(
-            "system",
+            f"{name}-system",
             base,
             args.system_pool,
             ami_type_for_system_pool(args.system_pool),
@@ -148,7 +148,7 @@ class EksGpuCluster(pulumi.ComponentResource):
         placements = [self._placement(pool) for pool in args.gpu_pools]
         gpu_groups = [
             self._node_group(
-                f"gpu-{pool.name}",
+                node_group_resource_name(self._name, pool.name),
                 base,
                 pool,
                 ami_type_for_pool(pool),
@@ -326,7 +326,7 @@ class EksGpuCluster(pulumi.ComponentResource):
 
     def _node_group(
         self,
-        suffix: str,
+        resource_name: str,
         base: _NodeGroupBase,
         pool: SystemPoolConfig | GpuPoolConfig,
         ami_type: str,
@@ -335,7 +335,7 @@ class EksGpuCluster(pulumi.ComponentResource):
         taints: tuple[Taint, ...] = (),
     ) -> aws.eks.NodeGroup:
         return aws.eks.NodeGroup(
-            f"{self._name}-{suffix}",
+            resource_name,
             cluster_name=base.cluster_name,
             node_role_arn=base.node_role_arn,
             subnet_ids=base.subnet_ids,
@@ -352,7 +352,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             node_repair_config=aws.eks.NodeGroupNodeRepairConfigArgs(enabled=True),
             labels=labels,
             taints=eks_taints(taints) or None,
-            tags={"Name": f"{self._name}-{suffix}"},
+            tags={"Name": resource_name},
             opts=base.opts,
         )
 

@@ -342,6 +342,15 @@ def _tag_problems(tags: dict[str, str]) -> list[Problem]:
     return problems
 
 
+NODE_GROUP_NAME_MAX = 63  # EKS limit on a node group's name
+AUTONAME_SUFFIX_LENGTH = 8  # Pulumi appends "-" and 7 random characters to auto-named resources
+
+
+def node_group_resource_name(cluster_name: str, pool_name: str) -> str:
+    """The Pulumi name of a GPU pool's node group, which also becomes its EKS name (auto-named)."""
+    return f"{cluster_name}-gpu-{pool_name}"
+
+
 class StackConfig(_Model):
     """Everything one stack (one environment) says: `llm-platform:<field>` keys in `Pulumi.<stack>.yaml`."""
 
@@ -369,6 +378,15 @@ class StackConfig(_Model):
                 loc = ("cluster", "network", key, i) + (("zone",) if self.cluster.network.is_existing else ())
                 problems.append((loc, f"zone {zone} is not in region {self.region}"))
         for i, pool in enumerate(self.gpu_pools):
+            generated = len(node_group_resource_name(self.cluster.name, pool.name)) + AUTONAME_SUFFIX_LENGTH
+            if generated > NODE_GROUP_NAME_MAX:
+                problems.append(
+                    (
+                        ("gpuPools", i, "name"),
+                        f"too long with cluster name {self.cluster.name!r}: the node group name would be "
+                        f"{generated} characters, EKS allows {NODE_GROUP_NAME_MAX}",
+                    )
+                )
             for j, name in enumerate(pool.instance_types):
                 if gpu_instance(name).cloud != self.cloud:
                     problems.append((("gpuPools", i, "instanceTypes", j), f"{name} is not a {self.cloud} instance type"))

@@ -12,7 +12,7 @@ from components.aws_network import subnet_cidrs
 from components.gpu_catalog import gpu_instance
 from components.gpu_scheduling import LABEL_CAPACITY_TYPE, LABEL_GPU_TYPE, LABEL_NODE_ROLE, LABEL_POOL
 from stacks.offline import COMPUTED, SECRET
-from conftest import dev_config_values, stack_from
+from conftest import STACKS, dev_config_values, program_run, stack_from
 from stacks.offline import run_program
 from stacks.stack_files import load_stack_file
 
@@ -151,13 +151,13 @@ def test_kubernetes_objects_use_the_cluster_provider(run):
             assert res.provider.startswith(provider.urn + "::"), res.urn
 
 
-def test_preview_invents_no_cloud_values(run):
+@pytest.mark.parametrize("stack", STACKS)
+def test_preview_invents_no_cloud_values(stack):
     """In preview, ids and ARNs that only AWS can produce stay unknown."""
-    if not run.preview:
-        return
-    (cluster_nodes,) = [r for r in run.of_type(NODE_GROUP) if r.inputs["labels"][LABEL_NODE_ROLE] == "system"]
-    assert cluster_nodes.inputs["nodeRoleArn"] == COMPUTED
-    assert all(s == COMPUTED for s in cluster_nodes.inputs["subnetIds"])
+    run = program_run(stack, "preview")
+    (system,) = [r for r in run.of_type(NODE_GROUP) if r.inputs["labels"][LABEL_NODE_ROLE] == "system"]
+    assert system.inputs["nodeRoleArn"] == COMPUTED
+    assert all(s == COMPUTED for s in system.inputs["subnetIds"])
     assert "mock" not in repr([r.inputs for r in run.resources])
 
 

@@ -57,6 +57,8 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("missing cluster", lambda v: v.pop(f"{NS}:cluster"), "llm-platform:cluster", "required"),
     ("unsupported cloud", lambda v: v.update({f"{NS}:cloud": "gcp"}), "llm-platform:cloud", "must be 'aws'"),
     ("reserved tag", lambda v: v[f"{NS}:tags"].update({"aws:owner": "x"}), "tags['aws:owner']", "does not start with aws:"),
+    ("node group name too long", lambda v: (v[f"{NS}:cluster"].update(name="llm-" + "x" * 36), _pool(v).update(name="l4-spot-burst")),
+     "gpuPools[0].name", "would be 66 characters, EKS allows 63"),
     ("model on a GPU no pool has", lambda v: v.update({f"{NS}:models": [{"name": "m", "model": "org/m", "gpuType": "h100"}]}), "models[0].gpuType", "no GPU pool provides h100"),
     ("model wider than a node", lambda v: v.update({f"{NS}:models": [{"name": "m", "model": "org/m", "gpuType": "l4", "gpusPerReplica": 2}]}), "models[0].gpusPerReplica", "at most 1 per node"),
 ]
@@ -120,6 +122,25 @@ def test_encrypted_credential_is_accepted_and_never_printed():
     run = run_program(stack_from(values), preview=True)
     assert run.error is None, run.error
     assert "offline-placeholder-secret" not in repr(run.resources) + repr(run.outputs)
+
+
+def test_admin_principals_get_access_entries_with_cluster_admin():
+    values = dev_config_values()
+    arns = ["arn:aws:iam::123456789012:role/platform-admins", "arn:aws:iam::123456789012:role/oncall"]
+    values[f"{NS}:cluster"]["adminPrincipalArns"] = arns
+    run = run_program(stack_from(values), preview=True)
+    assert run.error is None, run.error
+    entries = {r.inputs["principalArn"]: r for r in run.of_type("aws:eks/accessEntry:AccessEntry")}
+    associations = {r.inputs["principalArn"]: r for r in run.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")}
+    assert set(entries) == set(associations) == set(arns)
+    for arn in arns:
+        assert associations[arn].inputs["policyArn"] == "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+        assert associations[arn].inputs["accessScope"] == {"type": "cluster"}
+        assert entries[arn].urn in associations[arn].dependencies
+    # names come from the ARN, not the list position: reordering replaces nothing
+    values[f"{NS}:cluster"]["adminPrincipalArns"] = list(reversed(arns))
+    reordered = run_program(stack_from(values), preview=True)
+    assert {r.urn for r in reordered.resources} == {r.urn for r in run.resources}
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
