@@ -9,8 +9,11 @@ What is timed, per stack (the `dev` and `prod` stack files, and synthetic stacks
 config with 1, 10, 50 and 100 GPU pools):
 - plan: `run_program(stack_file, preview=True)` + `render_text(run)`, i.e. `python -m stacks plan`
   minus process start-up and imports;
-- bare SDK: a loop of plain `pulumi.CustomResource` registrations under trivial mocks, as many
-  registrations in total as the plan made, run the same way `stacks/offline.py` runs the program.
+- bare SDK, two baselines run the same way `stacks/offline.py` runs the program, each with as
+  many registrations as the plan made: plain one-field `pulumi.CustomResource`s (the SDK's floor),
+  and the same resources with the very inputs the plan registered (the SDK's own cost for this
+  payload). plan / same-inputs is what our program adds: config validation, components, Outputs,
+  recording and rendering.
 Each case runs once to warm up, then `--repeat` times; the medians are reported.
 
 Run from the project root:
@@ -29,6 +32,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 from importlib.metadata import version
 from pathlib import Path
 
@@ -67,13 +71,13 @@ def synthetic_stack(pools: int) -> StackFile:
     return stack_file_from_values(f"synthetic-{pools}-pools", config)
 
 
-def plan(stack_file: StackFile) -> int:
-    """What `python -m stacks plan` does after start-up; returns the number of registrations."""
+def plan(stack_file: StackFile) -> list[dict[str, Any]]:
+    """What `python -m stacks plan` does after start-up; returns the inputs of every registration."""
     run = run_program(stack_file, preview=True)
     if run.error is not None:
         raise RuntimeError(f"plan of {stack_file.name} failed: {run.error!r}") from run.error
     render_text(run)
-    return len(run.resources)
+    return [r.inputs for r in run.resources]
 
 
 class EchoMocks(pulumi_mocks.Mocks):
@@ -84,9 +88,9 @@ class EchoMocks(pulumi_mocks.Mocks):
         return {}
 
 
-def bare_sdk(registrations: int) -> int:
-    """`registrations` resources through the SDK alone: the root Stack that `set_mocks` registers
-    (as it does for the plan) plus `registrations - 1` plain custom resources."""
+def bare_sdk(payloads: list[dict[str, Any]]) -> int:
+    """One registration per payload through the SDK alone: the root Stack that `set_mocks` registers
+    (as it does for the plan) plus a plain custom resource for each payload after the first."""
     mocks = EchoMocks()
     monitor = pulumi_mocks.MockMonitor(mocks)
     set_root_resource(None)
@@ -94,13 +98,13 @@ def bare_sdk(registrations: int) -> int:
     pulumi.runtime.set_mocks(mocks, project="bench", stack="bench", preview=True, monitor=monitor)
 
     def program() -> None:
-        for i in range(registrations - 1):
-            pulumi.CustomResource("test:index:Thing", f"r{i}", {"value": i})
+        for i, props in enumerate(payloads[1:]):
+            pulumi.CustomResource("test:index:Thing", f"r{i}", dict(props))
 
     _sync_await(run_pulumi_func(program))
     plain = len(monitor.get_registered_resources())  # MockMonitor keeps everything but the Stack
-    if plain != registrations - 1:
-        raise RuntimeError(f"bare SDK registered {plain} plain resources, expected {registrations - 1}")
+    if plain != len(payloads) - 1:
+        raise RuntimeError(f"bare SDK registered {plain} plain resources, expected {len(payloads) - 1}")
     return plain + 1
 
 
@@ -128,15 +132,20 @@ def main() -> None:
     print(f"machine: nproc {cpus}, Python {platform.python_version()}, pulumi {version('pulumi')}; "
           f"median of {repeat} run(s) after 1 warm-up")
     print()
-    print("| stack | resources | plan median (s) | bare SDK median (s) | ratio |")
-    print("|---|---:|---:|---:|---:|")
+    print("| stack | resources | plan (s) | SDK, 1-field resources (s) | ratio | SDK, same inputs (s) | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for label, stack_file in cases:
-        registrations = plan(stack_file)  # warm-up, and the count the baseline must match
+        payloads = plan(stack_file)  # warm-up; also what the baselines register
+        plain = [{"value": i} for i in range(len(payloads))]
         plan_s = median_seconds(lambda sf=stack_file: plan(sf), repeat)
-        bare_sdk(registrations)  # warm-up
-        bare_s = median_seconds(lambda n=registrations: bare_sdk(n), repeat)
-        print(f"| {label} | {registrations} | {plan_s:.3f} | {bare_s:.3f} | {plan_s / bare_s:.1f}× |", flush=True)
-
+        bare_sdk(plain)  # warm-up
+        plain_s = median_seconds(lambda p=plain: bare_sdk(p), repeat)
+        same_s = median_seconds(lambda p=payloads: bare_sdk(p), repeat)
+        print(
+            f"| {label} | {len(payloads)} | {plan_s:.3f} | {plain_s:.3f} | {plan_s / plain_s:.1f}× "
+            f"| {same_s:.3f} | {plan_s / same_s:.1f}× |",
+            flush=True,
+        )
 
 if __name__ == "__main__":
     main()
