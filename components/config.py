@@ -17,7 +17,16 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from .config_errors import (
@@ -29,7 +38,7 @@ from .config_errors import (
     problems_from_validation_error,
     raise_problems,
 )
-from .gpu_catalog import cpu_arch, gpu_instance, gpu_instances, gpu_models
+from .gpu_catalog import cpu_arch, gpu_instance, gpu_instance_names, gpu_models
 from .gpu_scheduling import LABEL_DOMAIN, RESERVED_TAINT_KEYS, CapacityType, TaintEffect
 
 __all__ = ["CONFIG_NAMESPACE", "ConfigError", "StackConfig", "parse_stack_config", "stack_config_json_schema"]
@@ -49,6 +58,15 @@ SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
 VpcId = Annotated[str, StringConstraints(pattern=r"^vpc-[0-9a-f]{8,17}$")]
 IamPrincipalArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")]
 InstanceTypeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")]
+
+
+def _known_gpu_type(value: str) -> str:
+    if value not in gpu_models():
+        raise ValueError(f"unknown GPU type {value!r} (known: {', '.join(sorted(gpu_models()))})")
+    return value
+
+
+GpuType = Annotated[str, AfterValidator(_known_gpu_type), Field(json_schema_extra={"enum": sorted(gpu_models())})]
 
 
 class _Model(BaseModel):
@@ -127,16 +145,12 @@ class SystemPoolConfig(_ScalingBounds):
         return self
 
 
-def _gpu_type_names() -> list[str]:
-    return sorted(gpu_models())
-
-
 class GpuPoolConfig(_ScalingBounds):
     """A tainted GPU node group. Every instance type in it must carry `gpusPerNode` GPUs of `gpuType`,
     because workloads request GPUs and pick nodes by those two values."""
 
     name: PoolName = Field(description="Unique pool name; the value of the llm-platform.io/pool label.")
-    gpu_type: str = Field(json_schema_extra={"enum": _gpu_type_names()}, description="GPU model every instance type carries.")
+    gpu_type: GpuType = Field(description="GPU model every instance type carries.")
     gpus_per_node: int = Field(ge=1, le=16, description="GPUs every instance type carries.")
     instance_types: list[InstanceTypeName] = Field(
         min_length=1, description="Instance types with that GPU and count; several sizes help spot capacity."
@@ -151,8 +165,6 @@ class GpuPoolConfig(_ScalingBounds):
     @model_validator(mode="after")
     def _check(self) -> GpuPoolConfig:
         problems = self._bounds_problems()
-        if self.gpu_type not in gpu_models():
-            problems.append((("gpuType",), f"unknown GPU type {self.gpu_type!r} (known: {', '.join(_gpu_type_names())})"))
         if len(set(self.instance_types)) != len(self.instance_types):
             problems.append((("instanceTypes",), "lists an instance type twice"))
         for i, name in enumerate(self.instance_types):
@@ -169,8 +181,7 @@ class GpuPoolConfig(_ScalingBounds):
     def _instance_type_problems(self, name: str) -> list[str]:
         known = gpu_instance(name)
         if known is None:
-            names = [i.name for i in gpu_instances("aws")]
-            close = difflib.get_close_matches(name, names, n=3)
+            close = difflib.get_close_matches(name, gpu_instance_names(), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             return [f"{name} is not a known GPU instance type{hint}"]
         problems = []
@@ -314,7 +325,7 @@ class ModelConfig(_Model):
     name: ModelName
     model: str = Field(min_length=1, description="Hugging Face model id, or a path on the shared weights volume.")
     revision: str | None = Field(None, description="Pinned model revision (commit sha or tag).")
-    gpu_type: str = Field(json_schema_extra={"enum": _gpu_type_names()})
+    gpu_type: GpuType
     gpus_per_replica: int = Field(1, ge=1, le=16, description="= vLLM tensor-parallel size.")
     min_replicas: int = Field(1, ge=0, le=1000)
     max_replicas: int = Field(1, ge=1, le=1000)
@@ -325,8 +336,6 @@ class ModelConfig(_Model):
         problems: list[Problem] = []
         if self.max_replicas < self.min_replicas:
             problems.append((("maxReplicas",), f"must be ≥ minReplicas ({self.min_replicas})"))
-        if self.gpu_type not in gpu_models():
-            problems.append((("gpuType",), f"unknown GPU type {self.gpu_type!r} (known: {', '.join(_gpu_type_names())})"))
         raise_problems(problems)
         return self
 

@@ -44,8 +44,8 @@ def _load() -> tuple[dict[str, GpuModel], dict[str, GpuInstanceType]]:
         for key, g in raw["gpus"].items()
     }
     instances: dict[str, GpuInstanceType] = {}
-    for cloud in ("aws",):
-        for fam in raw.get(cloud, []):
+    for cloud, families in raw["instances"].items():
+        for fam in families:
             for size, count in fam["sizes"].items():
                 name = f"{fam['family']}.{size}"
                 instances[name] = GpuInstanceType(
@@ -62,8 +62,8 @@ def gpu_instance(name: str) -> GpuInstanceType | None:
     return _load()[1].get(name)
 
 
-def gpu_instances(cloud: str) -> list[GpuInstanceType]:
-    return [i for i in _load()[1].values() if i.cloud == cloud]
+def gpu_instance_names() -> list[str]:
+    return list(_load()[1])
 
 
 def cpu_arch(instance_type: str) -> Architecture:

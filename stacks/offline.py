@@ -40,10 +40,6 @@ class RegisteredResource:
     inputs: dict[str, Any]
     ignore_changes: tuple[str, ...] = ()
 
-    @property
-    def is_component(self) -> bool:
-        return not self.custom
-
 
 @dataclass
 class ProgramRun:
@@ -56,9 +52,6 @@ class ProgramRun:
 
     def of_type(self, type_token: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.type == type_token]
-
-    def by_urn(self) -> dict[str, RegisteredResource]:
-        return {r.urn: r for r in self.resources}
 
 
 def plain_wire_value(value: Any) -> Any:

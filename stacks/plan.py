@@ -25,47 +25,27 @@ HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 JSON_RESOURCE_KEYS = ("urn", "type", "name", "parent", "dependencies", "protect", "custom", "inputs")
 
 
-def _children(run: ProgramRun) -> dict[str, list[RegisteredResource]]:
+def tree_order(run: ProgramRun) -> list[tuple[str, RegisteredResource]]:
+    """(tree prefix, resource), depth first from the root stack, siblings sorted by (type, name).
+    The prefix ("│  ├─ ") is what the text plan draws; the JSON and render use only the order."""
     children: dict[str, list[RegisteredResource]] = defaultdict(list)
     for res in run.resources:
         children[res.parent].append(res)
-    for siblings in children.values():
-        siblings.sort(key=lambda r: (r.type, r.name))
-    return children
+    ordered: list[tuple[str, RegisteredResource]] = []
 
+    def visit(parent: str, indent: str, is_root: bool) -> None:
+        siblings = sorted(children.get(parent, []), key=lambda r: (r.type, r.name))
+        for i, res in enumerate(siblings):
+            last = i == len(siblings) - 1
+            ordered.append(("" if is_root else indent + ("└─ " if last else "├─ "), res))
+            visit(res.urn, "" if is_root else indent + ("   " if last else "│  "), False)
 
-def tree_order(run: ProgramRun) -> list[tuple[int, RegisteredResource]]:
-    """(depth, resource) depth first from the root stack, siblings sorted by (type, name)."""
-    children = _children(run)
-    ordered: list[tuple[int, RegisteredResource]] = []
-
-    def visit(parent: str, depth: int) -> None:
-        for res in children.get(parent, []):
-            ordered.append((depth, res))
-            visit(res.urn, depth + 1)
-
-    visit("", 0)
+    visit("", "", True)
     return ordered
 
 
-def _tree_lines(run: ProgramRun) -> list[tuple[str, RegisteredResource]]:
-    children = _children(run)
-    lines: list[tuple[str, RegisteredResource]] = []
-
-    def visit(parent: str, prefix: str, depth: int) -> None:
-        siblings = children.get(parent, [])
-        for i, res in enumerate(siblings):
-            last = i == len(siblings) - 1
-            branch = "" if depth == 0 else ("└─ " if last else "├─ ")
-            lines.append((prefix + branch + res.type, res))
-            visit(res.urn, prefix + ("" if depth == 0 else ("   " if last else "│  ")), depth + 1)
-
-    visit("", "", 0)
-    return lines
-
-
 def render_text(run: ProgramRun) -> str:
-    tree = _tree_lines(run)
+    tree = [(prefix + res.type, res) for prefix, res in tree_order(run)]
     lines = [
         f"Offline plan of stack {run.stack!r} (project {run.project}): what `pulumi preview` would create.",
         f"Values that exist only after deploy are shown as {COMPUTED}.",

@@ -59,6 +59,8 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("reserved tag", lambda v: v[f"{NS}:tags"].update({"aws:owner": "x"}), "tags['aws:owner']", "does not start with aws:"),
     ("node group name too long", lambda v: (v[f"{NS}:cluster"].update(name="llm-" + "x" * 36), _pool(v).update(name="l4-spot-burst")),
      "gpuPools[0].name", "would be 66 characters, EKS allows 63"),
+    ("model with an unknown GPU type", lambda v: v.update({f"{NS}:models": [{"name": "m", "model": "org/m", "gpuType": "h1000"}]}),
+     "models[0].gpuType", "unknown GPU type 'h1000'"),
     ("model on a GPU no pool has", lambda v: v.update({f"{NS}:models": [{"name": "m", "model": "org/m", "gpuType": "h100"}]}), "models[0].gpuType", "no GPU pool provides h100"),
     ("model wider than a node", lambda v: v.update({f"{NS}:models": [{"name": "m", "model": "org/m", "gpuType": "l4", "gpusPerReplica": 2}]}), "models[0].gpusPerReplica", "at most 1 per node"),
 ]
