@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 
+import pulumi
+import pulumi_aws as aws
+
 
 def partition_for_region(region: str) -> str:
     if region.startswith("cn-"):
@@ -36,3 +39,35 @@ def assume_role_policy(service: str, actions: list[str]) -> str:
 
 def allow_policy(actions: list[str], resource: str) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resource}]})
+
+
+def policy_document(statements: list[dict]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def service_role(
+    name: str,
+    service: str,
+    actions: list[str],
+    managed_policies: dict[str, str],
+    partition: str,
+    parent: pulumi.Resource,
+) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+    """An IAM role an AWS service assumes, plus its AWS-managed policy attachments (named
+    `<name>-<key>`, or just `<name>` for the key ""). `pods.eks.amazonaws.com` with
+    `sts:AssumeRole` + `sts:TagSession` is the EKS Pod Identity trust."""
+    role = aws.iam.Role(name, assume_role_policy=assume_role_policy(service, actions), opts=pulumi.ResourceOptions(parent=parent))
+    attachments = [
+        aws.iam.RolePolicyAttachment(
+            f"{name}-{key}" if key else name,
+            role=role.name,
+            policy_arn=managed_policy_arn(partition, policy),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        for key, policy in managed_policies.items()
+    ]
+    return role, attachments
+
+
+POD_IDENTITY_SERVICE = "pods.eks.amazonaws.com"
+POD_IDENTITY_ACTIONS = ["sts:AssumeRole", "sts:TagSession"]

@@ -17,6 +17,8 @@ import pulumi_aws as aws
 
 SUBNET_TAG_INTERNAL_ELB = "kubernetes.io/role/internal-elb"
 SUBNET_TAG_ELB = "kubernetes.io/role/elb"
+# Karpenter's EC2NodeClass finds the subnets and security groups to launch nodes into by this tag.
+KARPENTER_DISCOVERY_TAG = "karpenter.sh/discovery"
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class AwsVpcArgs:
     cidr: str
     zones: list[str]
     nat_gateways: Literal["single", "perZone"]
+    karpenter_discovery: bool = False  # tag private subnets for Karpenter's EC2NodeClass
 
 
 def subnet_cidrs(vpc_cidr: str, zone_count: int) -> tuple[list[str], list[str]]:
@@ -46,6 +49,7 @@ class AwsVpc(pulumi.ComponentResource):
         super().__init__("llm-platform:network:AwsVpc", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         cluster_tag = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
+        discovery_tag = {KARPENTER_DISCOVERY_TAG: args.cluster_name} if args.karpenter_discovery else {}
         private_cidrs, public_cidrs = subnet_cidrs(args.cidr, len(args.zones))
 
         def tags(label: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -102,7 +106,7 @@ class AwsVpc(pulumi.ComponentResource):
                 vpc_id=vpc.id,
                 cidr_block=private_cidrs[i],
                 availability_zone=zone,
-                tags=tags(f"private-{zone}", {SUBNET_TAG_INTERNAL_ELB: "1", **cluster_tag}),
+                tags=tags(f"private-{zone}", {SUBNET_TAG_INTERNAL_ELB: "1", **cluster_tag, **discovery_tag}),
                 opts=child,
             )
             route_table = aws.ec2.RouteTable(

@@ -19,6 +19,7 @@ Choices an EKS expert would make, and why:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -27,7 +28,14 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from .aws_iam import allow_policy, assume_role_policy, eks_access_policy_arn, managed_policy_arn, partition_for_region
+from .aws_iam import (
+    POD_IDENTITY_ACTIONS,
+    POD_IDENTITY_SERVICE,
+    allow_policy,
+    eks_access_policy_arn,
+    partition_for_region,
+    service_role,
+)
 from .aws_network import AwsVpc, AwsVpcArgs
 from .cluster_contract import AwsClusterHooks, ClusterContract
 from .config import ClusterConfig, GpuPoolConfig, StackConfig, SystemPoolConfig, node_group_resource_name
@@ -104,6 +112,7 @@ class EksGpuClusterArgs:
     system_pool: SystemPoolConfig
     gpu_pools: list[GpuPoolConfig]
     tags: dict[str, str]
+    karpenter_discovery: bool = False  # tag the private subnets we create for Karpenter
 
 
 class EksGpuCluster(pulumi.ComponentResource):
@@ -193,8 +202,10 @@ class EksGpuCluster(pulumi.ComponentResource):
             aws=AwsClusterHooks(
                 region=args.region,
                 partition=self._partition,
+                cluster_arn=cluster.arn,
                 vpc_id=vpc_id,
                 private_subnet_ids=subnet_ids,
+                subnets_tagged_for_karpenter=self._args.karpenter_discovery and not cfg.network.is_existing,
                 node_security_group_id=cluster.vpc_config.cluster_security_group_id,
                 node_role_arn=node_role.arn,
                 node_role_name=node_role.name,
@@ -226,28 +237,14 @@ class EksGpuCluster(pulumi.ComponentResource):
                 cidr=net.vpc_cidr,
                 zones=net.zones,
                 nat_gateways=net.nat_gateways,
+                karpenter_discovery=self._args.karpenter_discovery,
             ),
             opts=opts,
         )
         return vpc.vpc_id, vpc.private_subnet_ids
 
     def _service_role(self, suffix: str, service: str, actions: list[str], policies: dict[str, str]):
-        """An IAM role for an AWS service plus its managed-policy attachments (named `<role>-<key>`,
-        or just `<role>` for the key "")."""
-        name = f"{self._name}-{suffix}"
-        role = aws.iam.Role(
-            name, assume_role_policy=assume_role_policy(service, actions), opts=pulumi.ResourceOptions(parent=self)
-        )
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-{key}" if key else name,
-                role=role.name,
-                policy_arn=managed_policy_arn(self._partition, policy),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            for key, policy in policies.items()
-        ]
-        return role, attachments
+        return service_role(f"{self._name}-{suffix}", service, actions, policies, self._partition, self)
 
     def _control_plane(self, subnet_ids: list[pulumi.Output[str]]) -> aws.eks.Cluster:
         cfg = self._args.cluster
@@ -322,6 +319,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             pool.capacity_type,
             extra_labels=dict(pool.labels),
             extra_taints=tuple(Taint(t.key, t.value, t.effect) for t in pool.taints),
+            mig_profile=pool.mig_profile,
         )
 
     def _node_group(
@@ -373,8 +371,8 @@ class EksGpuCluster(pulumi.ComponentResource):
         """EKS ships no block-storage provisioner: Prometheus and Alertmanager volumes need this one."""
         role, attachments = self._service_role(
             "ebs-csi",
-            "pods.eks.amazonaws.com",
-            ["sts:AssumeRole", "sts:TagSession"],
+            POD_IDENTITY_SERVICE,
+            POD_IDENTITY_ACTIONS,
             {"": "service-role/AmazonEBSCSIDriverPolicy"},
         )
         return self._addon(
@@ -420,7 +418,8 @@ def build_eks_cluster(name: str, cfg: StackConfig, tags: dict[str, str]) -> Clus
             system_pool=cfg.system_pool,
             gpu_pools=list(cfg.gpu_pools),
             tags=tags,
+            karpenter_discovery=cfg.addons.karpenter.enabled,
         ),
         opts=pulumi.ResourceOptions(providers=[aws_provider]),
     )
-    return cluster.contract
+    return dataclasses.replace(cluster.contract, aws=dataclasses.replace(cluster.contract.aws, provider=aws_provider))

@@ -22,8 +22,10 @@ class AwsClusterHooks:
 
     region: str
     partition: str
+    cluster_arn: pulumi.Output[str]  # its account id scopes IAM policies without an invoke
     vpc_id: pulumi.Output[str]
     private_subnet_ids: list[pulumi.Output[str]]
+    subnets_tagged_for_karpenter: bool  # True when we created the subnets with the discovery tag
     node_security_group_id: pulumi.Output[str]
     node_role_arn: pulumi.Output[str]
     node_role_name: pulumi.Output[str]
@@ -31,6 +33,7 @@ class AwsClusterHooks:
     oidc_issuer_url: pulumi.Output[str]
     pod_identity_agent: pulumi.Resource  # depend on it before creating PodIdentityAssociations
     tags: dict[str, str]
+    provider: pulumi.ProviderResource | None = None  # the stack's AWS provider (region, default tags)
 
 
 @dataclass(frozen=True)

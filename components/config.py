@@ -12,21 +12,11 @@ own key path through `raise_problems` (see `config_errors`).
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    StringConstraints,
-    ValidationError,
-    model_validator,
-)
+from pydantic import Field, SecretStr, StringConstraints, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from .config_errors import (
@@ -38,44 +28,36 @@ from .config_errors import (
     problems_from_validation_error,
     raise_problems,
 )
-from .gpu_catalog import cpu_arch, gpu_instance, gpu_instance_names, gpu_models
-from .gpu_scheduling import LABEL_DOMAIN, RESERVED_TAINT_KEYS, CapacityType, TaintEffect
+from .addon_config import AddonsConfig
+from .config_types import (
+    DNS_LABEL,
+    ConfigModel,
+    GpuInstanceSet,
+    GpuType,
+    InstanceTypeName,
+    LabelKey,
+    LabelValue,
+    PoolName,
+    TaintConfig,
+    label_problems,
+    one_architecture,
+    taint_problems,
+)
+from .gpu_catalog import cpu_arch, gpu_instance, gpu_models
+from .gpu_scheduling import MIG_CONFIG_LABEL, CapacityType
 
 __all__ = ["CONFIG_NAMESPACE", "ConfigError", "StackConfig", "parse_stack_config", "stack_config_json_schema"]
 
-_DNS_LABEL = r"[a-z]([-a-z0-9]*[a-z0-9])?"
-_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
-_LABEL_KEY = rf"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?{_LABEL_NAME}$"
-
-ClusterName = Annotated[str, StringConstraints(pattern=rf"^{_DNS_LABEL}$", min_length=2, max_length=40)]
-PoolName = Annotated[str, StringConstraints(pattern=rf"^{_DNS_LABEL}$", min_length=1, max_length=30)]
-ModelName = Annotated[str, StringConstraints(pattern=rf"^{_DNS_LABEL}$", min_length=1, max_length=40)]
-LabelKey = Annotated[str, StringConstraints(pattern=_LABEL_KEY, max_length=316)]
-LabelValue = Annotated[str, StringConstraints(pattern=rf"^({_LABEL_NAME})?$", max_length=63)]
+ClusterName = Annotated[str, StringConstraints(pattern=rf"^{DNS_LABEL}$", min_length=2, max_length=40)]
+ModelName = Annotated[str, StringConstraints(pattern=rf"^{DNS_LABEL}$", min_length=1, max_length=40)]
 Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")]
 Zone = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$")]
 SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
 VpcId = Annotated[str, StringConstraints(pattern=r"^vpc-[0-9a-f]{8,17}$")]
 IamPrincipalArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")]
-InstanceTypeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")]
 
 
-def _known_gpu_type(value: str) -> str:
-    if value not in gpu_models():
-        raise ValueError(f"unknown GPU type {value!r} (known: {', '.join(sorted(gpu_models()))})")
-    return value
-
-
-GpuType = Annotated[str, AfterValidator(_known_gpu_type), Field(json_schema_extra={"enum": sorted(gpu_models())})]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, extra="forbid", frozen=True
-    )
-
-
-class _ScalingBounds(_Model):
+class _ScalingBounds(ConfigModel):
     """Node counts for a pool. desiredSize is only the initial count: autoscalers own it afterwards."""
 
     min_size: int = Field(0, ge=0, le=1000, description="Fewest nodes; 0 lets a GPU pool cost nothing while idle.")
@@ -97,33 +79,6 @@ class _ScalingBounds(_Model):
         return problems
 
 
-def _one_architecture(instance_types: list[str], arch_of) -> list[Problem]:
-    archs = {t: arch_of(t) for t in instance_types}
-    first = instance_types[0] if instance_types else None
-    return [
-        (("instanceTypes", i), f"{t} is {archs[t]} but {first} is {archs[first]}: a node group runs one AMI architecture")
-        for i, t in enumerate(instance_types)
-        if first and archs[t] != archs[first]
-    ]
-
-
-class TaintConfig(_Model):
-    key: LabelKey
-    value: LabelValue = ""
-    effect: TaintEffect = "NoSchedule"
-
-
-def _label_problems(labels: Mapping[str, str]) -> list[Problem]:
-    problems: list[Problem] = []
-    for key in labels:
-        domain = key.split("/", 1)[0] if "/" in key else ""
-        if domain == LABEL_DOMAIN or domain.endswith("." + LABEL_DOMAIN):
-            problems.append((("labels", key), f"the {LABEL_DOMAIN}/ prefix is set by the platform"))
-        elif domain.endswith("kubernetes.io") or domain.endswith("k8s.io"):
-            problems.append((("labels", key), "kubernetes.io and k8s.io labels are reserved for Kubernetes and EKS"))
-    return problems
-
-
 class SystemPoolConfig(_ScalingBounds):
     """On-demand CPU nodes for controllers (KEDA, Karpenter, Prometheus, GPU Operator operands' control)."""
 
@@ -140,64 +95,56 @@ class SystemPoolConfig(_ScalingBounds):
         for i, name in enumerate(self.instance_types):
             if gpu_instance(name) is not None:
                 problems.append((("instanceTypes", i), f"{name} is a GPU instance type; the system pool is CPU-only"))
-        problems += _one_architecture(self.instance_types, cpu_arch)
+        problems += one_architecture(self.instance_types, cpu_arch)
         raise_problems(problems)
         return self
 
 
-class GpuPoolConfig(_ScalingBounds):
+MigProfile = Annotated[str, StringConstraints(pattern=r"^all-(disabled|enabled|balanced|[1-7]g\.\d+gb(\.me)?)$")]
+
+
+class GpuPoolConfig(_ScalingBounds, GpuInstanceSet):
     """A tainted GPU node group. Every instance type in it must carry `gpusPerNode` GPUs of `gpuType`,
     because workloads request GPUs and pick nodes by those two values."""
 
     name: PoolName = Field(description="Unique pool name; the value of the llm-platform.io/pool label.")
-    gpu_type: GpuType = Field(description="GPU model every instance type carries.")
-    gpus_per_node: int = Field(ge=1, le=16, description="GPUs every instance type carries.")
-    instance_types: list[InstanceTypeName] = Field(
-        min_length=1, description="Instance types with that GPU and count; several sizes help spot capacity."
-    )
     capacity_type: CapacityType = Field("on-demand", description="spot pools get a second taint workloads must opt into.")
     disk_size_gib: int = Field(
         200, ge=100, le=16384, description="Root volume: vLLM images are ~10 GB compressed, more unpacked."
     )
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Extra node labels.")
     taints: list[TaintConfig] = Field(default_factory=list, description="Extra taints; the GPU and spot taints are always set.")
+    mig_profile: MigProfile | None = Field(
+        None,
+        description="Partition this pool's GPUs with MIG, e.g. all-1g.10gb (a profile of the GPU Operator's default "
+        "mig-parted config; A100/H100/H200/B200 only). MIG nodes offer nvidia.com/mig-<profile> instead of whole "
+        "nvidia.com/gpu, so model services do not land there.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> GpuPoolConfig:
-        problems = self._bounds_problems()
-        if len(set(self.instance_types)) != len(self.instance_types):
-            problems.append((("instanceTypes",), "lists an instance type twice"))
-        for i, name in enumerate(self.instance_types):
-            problems += [(("instanceTypes", i), msg) for msg in self._instance_type_problems(name)]
-        if not any(loc[0] == "instanceTypes" for loc, _ in problems):
-            problems += _one_architecture(self.instance_types, lambda t: gpu_instance(t).arch)
-        problems += _label_problems(self.labels)
-        for i, taint in enumerate(self.taints):
-            if taint.key in RESERVED_TAINT_KEYS:
-                problems.append((("taints", i, "key"), f"{taint.key} is set by the platform (GPU and spot taints)"))
+        problems = self._bounds_problems() + self.instance_set_problems()
+        problems += label_problems(self.labels)
+        problems += taint_problems(self.taints)
+        if self.mig_profile and not gpu_models()[self.gpu_type].mig_capable:
+            problems.append((("migProfile",), f"{self.gpu_type} does not support MIG (A100, H100, H200 and B200 do)"))
+        if MIG_CONFIG_LABEL in self.labels:
+            problems.append((("labels", MIG_CONFIG_LABEL), "set by migProfile"))
         raise_problems(problems)
         return self
 
-    def _instance_type_problems(self, name: str) -> list[str]:
-        known = gpu_instance(name)
-        if known is None:
-            close = difflib.get_close_matches(name, gpu_instance_names(), n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            return [f"{name} is not a known GPU instance type{hint}"]
-        problems = []
-        if known.gpu.key != self.gpu_type:
-            problems.append(f"{name} carries {known.gpu.key}, not gpuType {self.gpu_type}")
-        if known.gpus_per_node != self.gpus_per_node:
-            problems.append(f"{name} has {known.gpus_per_node} GPU(s) per node, not gpusPerNode {self.gpus_per_node}")
-        return problems
+    @property
+    def whole_gpus(self) -> bool:
+        """Whether the nodes offer whole `nvidia.com/gpu`s (MIG nodes offer slices instead)."""
+        return self.mig_profile is None
 
 
-class PrivateSubnet(_Model):
+class PrivateSubnet(ConfigModel):
     id: SubnetId = Field(description="subnet-… id.")
     zone: Zone = Field(description="Its availability zone.")
 
 
-class NetworkConfig(_Model):
+class NetworkConfig(ConfigModel):
     """A new VPC (`vpcCidr` + `availabilityZones`) or an existing one (`vpcId` + `privateSubnets`).
 
     Zones are explicit on purpose: GPU instance types are not offered in every zone of a region, so
@@ -273,7 +220,7 @@ def _zone_problems(loc: Loc, zones: list[str]) -> list[Problem]:
     return problems
 
 
-class ClusterConfig(_Model):
+class ClusterConfig(ConfigModel):
     name: ClusterName = Field(description="EKS cluster name; also prefixes every resource name.")
     kubernetes_version: str = Field(pattern=r"^1\.\d{2}$", description="EKS minor version, e.g. \"1.35\".")
     endpoint_public_access: bool = Field(True, description="Expose the API endpoint publicly (restricted by publicAccessCidrs).")
@@ -303,23 +250,7 @@ class ClusterConfig(_Model):
         return self
 
 
-class AddonToggle(_Model):
-    enabled: bool = Field(True, description="Install this add-on.")
-
-
-class AddonsConfig(_Model):
-    """Which cluster add-ons this stack installs; their settings arrive with the add-on layer."""
-
-    gpu_operator: AddonToggle = AddonToggle()
-    dcgm_exporter: AddonToggle = AddonToggle()
-    keda: AddonToggle = AddonToggle()
-    karpenter: AddonToggle = AddonToggle()
-    prometheus: AddonToggle = AddonToggle()
-    prometheus_adapter: AddonToggle = AddonToggle(enabled=False)
-    efs_csi: AddonToggle = AddonToggle()
-
-
-class ModelConfig(_Model):
+class ModelConfig(ConfigModel):
     """A vLLM model service (the section is defined now; the services are built by the model layer)."""
 
     name: ModelName
@@ -360,7 +291,7 @@ def node_group_resource_name(cluster_name: str, pool_name: str) -> str:
     return f"{cluster_name}-gpu-{pool_name}"
 
 
-class StackConfig(_Model):
+class StackConfig(ConfigModel):
     """Everything one stack (one environment) says: `llm-platform:<field>` keys in `Pulumi.<stack>.yaml`."""
 
     cloud: Literal["aws"] = Field(description="Cloud to build on. AWS (EKS) in this release.")
@@ -396,18 +327,47 @@ class StackConfig(_Model):
                         f"{generated} characters, EKS allows {NODE_GROUP_NAME_MAX}",
                     )
                 )
-            for j, name in enumerate(pool.instance_types):
-                if gpu_instance(name).cloud != self.cloud:
-                    problems.append((("gpuPools", i, "instanceTypes", j), f"{name} is not a {self.cloud} instance type"))
+            problems += self._cloud_problems(("gpuPools", i), pool)
+            if pool.mig_profile and not self.addons.gpu_operator.enabled:
+                problems.append((("gpuPools", i, "migProfile"), "needs addons.gpuOperator (its MIG manager applies the profile)"))
+        zones = len(self.cluster.network.zones)
+        prometheus = self.addons.prometheus
+        for key, replicas in (("replicas", prometheus.replicas), ("alertmanagerReplicas", prometheus.alertmanager_replicas)):
+            if prometheus.enabled and replicas > zones:
+                problems.append(
+                    (("addons", "prometheus", key), f"{replicas} replicas but {zones} zones: replicas are spread one per zone")
+                )
+        karpenter_pools = self.addons.karpenter.node_pools
+        managed_names = {p.name for p in self.gpu_pools}
+        for i, kpool in enumerate(karpenter_pools):
+            loc = ("addons", "karpenter", "nodePools", i)
+            problems += self._cloud_problems(loc, kpool)
+            if kpool.name in managed_names:
+                problems.append(((*loc, "name"), f"{kpool.name!r} is also a gpuPools name; pool labels must be unique"))
         for i, model in enumerate(self.models):
             problems += [(("models", i, *loc), msg) for loc, msg in self._model_fit_problems(model)]
         raise_problems(problems)
         return self
 
+    def _cloud_problems(self, loc: tuple, pool: GpuInstanceSet) -> list[Problem]:
+        return [
+            ((*loc, "instanceTypes", j), f"{name} is not a {self.cloud} instance type")
+            for j, name in enumerate(pool.instance_types)
+            if gpu_instance(name).cloud != self.cloud
+        ]
+
+    def whole_gpu_pools(self) -> list[GpuInstanceSet]:
+        """Every pool a model service can land on: managed pools without MIG, and Karpenter NodePools."""
+        pools: list[GpuInstanceSet] = [p for p in self.gpu_pools if p.whole_gpus]
+        if self.addons.karpenter.enabled:
+            pools += self.addons.karpenter.node_pools
+        return pools
+
     def _model_fit_problems(self, model: ModelConfig) -> Iterable[Problem]:
-        pools = [p for p in self.gpu_pools if p.gpu_type == model.gpu_type]
+        candidates = self.whole_gpu_pools()
+        pools = [p for p in candidates if p.gpu_type == model.gpu_type]
         if not pools:
-            offered = sorted({p.gpu_type for p in self.gpu_pools})
+            offered = sorted({p.gpu_type for p in candidates})
             yield (("gpuType",), f"no GPU pool provides {model.gpu_type} (pools provide: {', '.join(offered)})")
         elif not any(p.gpus_per_node >= model.gpus_per_replica for p in pools):
             most = max(p.gpus_per_node for p in pools)

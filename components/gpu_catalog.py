@@ -25,6 +25,7 @@ class GpuModel:
     key: str
     vendor_name: str
     memory_gb: int
+    mig_capable: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class GpuInstanceType:
 def _load() -> tuple[dict[str, GpuModel], dict[str, GpuInstanceType]]:
     raw = yaml.safe_load(_DATA.read_text())
     gpus = {
-        key: GpuModel(key=key, vendor_name=g["vendorName"], memory_gb=int(g["memoryGb"]))
+        key: GpuModel(key=key, vendor_name=g["vendorName"], memory_gb=int(g["memoryGb"]), mig_capable=bool(g.get("mig", False)))
         for key, g in raw["gpus"].items()
     }
     instances: dict[str, GpuInstanceType] = {}

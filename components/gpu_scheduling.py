@@ -24,6 +24,9 @@ LABEL_GPU_TYPE = f"{LABEL_DOMAIN}/gpu-type"
 LABEL_GPU_COUNT = f"{LABEL_DOMAIN}/gpu-count"
 LABEL_CAPACITY_TYPE = f"{LABEL_DOMAIN}/capacity-type"
 
+# Read by the GPU Operator's MIG manager: which profile of its mig-parted config to apply to a node.
+MIG_CONFIG_LABEL = "nvidia.com/mig.config"
+
 NODE_ROLE_SYSTEM = "system"
 NODE_ROLE_GPU = "gpu"
 
@@ -55,6 +58,7 @@ class GpuPoolPlacement:
     capacity_type: CapacityType
     labels: dict[str, str] = field(default_factory=dict)
     taints: tuple[Taint, ...] = ()
+    mig_profile: str | None = None  # MIG nodes offer nvidia.com/mig-<profile>, not whole nvidia.com/gpu
 
 
 def system_pool_labels() -> dict[str, str]:
@@ -68,8 +72,11 @@ def gpu_pool_placement(
     capacity_type: CapacityType,
     extra_labels: dict[str, str] | None = None,
     extra_taints: tuple[Taint, ...] = (),
+    mig_profile: str | None = None,
 ) -> GpuPoolPlacement:
     labels = dict(extra_labels or {})
+    if mig_profile:
+        labels[MIG_CONFIG_LABEL] = mig_profile
     labels.update(
         {
             LABEL_POOL: pool,
@@ -80,4 +87,12 @@ def gpu_pool_placement(
         }
     )
     taints = (GPU_TAINT,) + ((SPOT_TAINT,) if capacity_type == "spot" else ()) + tuple(extra_taints)
-    return GpuPoolPlacement(pool, gpu_type, gpus_per_node, capacity_type, labels, taints)
+    return GpuPoolPlacement(pool, gpu_type, gpus_per_node, capacity_type, labels, taints, mig_profile)
+
+
+def gpu_node_tolerations(placements: tuple[GpuPoolPlacement, ...] | list[GpuPoolPlacement]) -> list[dict[str, str]]:
+    """Tolerations for DaemonSets that must run on every GPU node (device plugin, DCGM exporter):
+    every taint any GPU pool carries, GPU and spot included, in a stable order."""
+    taints = {t: None for p in placements for t in p.taints}
+    taints.setdefault(GPU_TAINT, None)
+    return [t.toleration() for t in sorted(taints, key=lambda t: (t.key, t.value, t.effect))]

@@ -8,6 +8,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
+from components.addons import AddonsContract, build_addons
 from components.cluster import build_cluster
 from components.cluster_contract import ClusterContract
 from components.config import CONFIG_NAMESPACE, StackConfig, parse_stack_config
@@ -49,9 +50,10 @@ def stack_tags(cfg: StackConfig, stack: str) -> dict[str, str]:
     return {"managed-by": "pulumi", "llm-platform/project": pulumi.get_project(), "llm-platform/stack": stack, **cfg.tags}
 
 
-def build_platform(cfg: StackConfig) -> ClusterContract:
+def build_platform(cfg: StackConfig) -> tuple[ClusterContract, AddonsContract]:
     stack = pulumi.get_stack()
     cluster = build_cluster(cfg, stack_tags(cfg, stack))
+    addons = build_addons(cfg.cluster.name, cluster, cfg)
     pulumi.export("cloud", cfg.cloud)
     pulumi.export("region", cfg.region)
     pulumi.export("clusterName", cluster.name)
@@ -60,7 +62,11 @@ def build_platform(cfg: StackConfig) -> ClusterContract:
         "gpuPools",
         [
             {"name": p.pool, "gpuType": p.gpu_type, "gpusPerNode": p.gpus_per_node, "capacityType": p.capacity_type}
-            for p in cluster.gpu_pools
+            for p in addons.gpu_pools
         ],
     )
-    return cluster
+    if addons.prometheus_url:
+        pulumi.export("prometheusUrl", addons.prometheus_url)
+    if addons.shared_weights_storage_class:
+        pulumi.export("sharedWeightsStorageClass", addons.shared_weights_storage_class)
+    return cluster, addons

@@ -102,8 +102,10 @@ def test_cluster_uses_access_entries_not_aws_auth(run, stack_config):
     assert cluster["accessConfig"]["authenticationMode"] == "API"
     assert cluster["name"] == stack_config.cluster.name
     assert cluster["encryptionConfig"]["resources"] == ["secrets"]
-    assert not [r for r in run.resources if r.type == "kubernetes:core/v1:ConfigMap"]
-    entries = [r.inputs["principalArn"] for r in run.of_type("aws:eks/accessEntry:AccessEntry")]
+    assert not [
+        r for r in run.resources if r.type == "kubernetes:core/v1:ConfigMap" and r.inputs["metadata"]["name"] == "aws-auth"
+    ]
+    entries = [r.inputs["principalArn"] for r in run.of_type("aws:eks/accessEntry:AccessEntry") if r.inputs["type"] == "STANDARD"]
     assert sorted(entries) == sorted(stack_config.cluster.admin_principal_arns)
     associations = run.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
     assert len(associations) == len(entries)

@@ -132,7 +132,7 @@ def test_admin_principals_get_access_entries_with_cluster_admin():
     values[f"{NS}:cluster"]["adminPrincipalArns"] = arns
     run = run_program(stack_from(values), preview=True)
     assert run.error is None, run.error
-    entries = {r.inputs["principalArn"]: r for r in run.of_type("aws:eks/accessEntry:AccessEntry")}
+    entries = {r.inputs["principalArn"]: r for r in run.of_type("aws:eks/accessEntry:AccessEntry") if r.inputs["type"] == "STANDARD"}
     associations = {r.inputs["principalArn"]: r for r in run.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")}
     assert set(entries) == set(associations) == set(arns)
     for arn in arns:

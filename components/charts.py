@@ -1,0 +1,106 @@
+"""The one place chart versions live, and the one way a third-party chart is installed.
+
+Every add-on is a `helm.v3.Release` (Helm runs as a library: hooks run, upgrades are atomic, the
+release is one object in state) with a fixed release name (a random suffix would force a
+replacement on every rename), a pinned version, and a namespace we create ourselves, so its Pod
+Security level is written down instead of inherited. The versions are exactly those whose
+`values.yaml` and CRDs sit in `../shared/upstream/`; the tests check every value we set against
+them, so bumping a version here means refreshing those files too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+PodSecurityLevel = Literal["privileged", "baseline", "restricted"]
+
+
+@dataclass(frozen=True)
+class PinnedChart:
+    chart: str  # chart name in `repository`, or a full oci:// reference
+    version: str
+    repository: str | None  # classic Helm repository; None for OCI charts
+    upstream: str  # directory of its schema files under ../shared/upstream/charts
+    timeout_seconds: int = 600  # Helm waits for every workload to be ready before the release succeeds
+
+
+GPU_OPERATOR = PinnedChart(
+    "gpu-operator",
+    "v26.7.0",
+    "https://helm.ngc.nvidia.com/nvidia",
+    "gpu-operator",
+    # The slowest add-on: operands roll out node by node, and validation waits on GPU nodes.
+    timeout_seconds=1200,
+)
+DCGM_EXPORTER = PinnedChart("dcgm-exporter", "4.8.2", "https://nvidia.github.io/dcgm-exporter/helm-charts", "dcgm-exporter")
+KEDA = PinnedChart("keda", "2.20.2", "https://kedacore.github.io/charts", "keda")
+# Karpenter publishes its chart only as an OCI artifact (ECR Public).
+KARPENTER = PinnedChart("oci://public.ecr.aws/karpenter/karpenter", "1.14.1", None, "karpenter")
+KUBE_PROMETHEUS_STACK = PinnedChart(
+    "kube-prometheus-stack",
+    "88.5.3",
+    "https://prometheus-community.github.io/helm-charts",
+    "kube-prometheus-stack",
+    timeout_seconds=900,  # Prometheus waits for its EBS volumes to be provisioned and attached
+)
+PROMETHEUS_ADAPTER = PinnedChart(
+    "prometheus-adapter", "5.3.0", "https://prometheus-community.github.io/helm-charts", "prometheus-adapter"
+)
+AWS_EFS_CSI_DRIVER = PinnedChart(
+    "aws-efs-csi-driver", "4.4.1", "https://kubernetes-sigs.github.io/aws-efs-csi-driver", "aws-efs-csi-driver"
+)
+
+ALL_CHARTS = (GPU_OPERATOR, DCGM_EXPORTER, KEDA, KARPENTER, KUBE_PROMETHEUS_STACK, PROMETHEUS_ADAPTER, AWS_EFS_CSI_DRIVER)
+
+
+def addon_namespace(
+    resource_name: str,
+    namespace: str,
+    pod_security: PodSecurityLevel,
+    provider: k8s.Provider,
+    parent: pulumi.Resource,
+) -> k8s.core.v1.Namespace:
+    """A namespace with its Pod Security level enforced. Node agents (device plugin, DCGM, CSI node
+    plugins, node-exporter) need `privileged`; controllers get `baseline` or `restricted`."""
+    labels = {f"pod-security.kubernetes.io/{mode}": pod_security for mode in ("enforce", "audit", "warn")}
+    return k8s.core.v1.Namespace(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=namespace, labels={**labels, "app.kubernetes.io/managed-by": "pulumi"}),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
+    )
+
+
+def pinned_release(
+    resource_name: str,
+    release_name: str,
+    chart: PinnedChart,
+    namespace: k8s.core.v1.Namespace,
+    values: Mapping[str, Any],
+    provider: k8s.Provider,
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> k8s.helm.v3.Release:
+    """Install `chart` at its pinned version. atomic + cleanup_on_fail: a failed install or upgrade
+    rolls back instead of leaving a half-applied release that blocks the next `pulumi up`."""
+    return k8s.helm.v3.Release(
+        resource_name,
+        k8s.helm.v3.ReleaseArgs(
+            name=release_name,
+            chart=chart.chart,
+            version=chart.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository) if chart.repository else None,
+            namespace=namespace.metadata.name,
+            create_namespace=False,
+            values=dict(values),
+            atomic=True,
+            cleanup_on_fail=True,
+            timeout=chart.timeout_seconds,
+            max_history=10,
+        ),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on)),
+    )
