@@ -20,6 +20,7 @@ from .config_types import (
     LabelValue,
     PoolName,
     PrometheusDuration,
+    formatted,
     label_problems,
 )
 
@@ -90,9 +91,8 @@ class KarpenterAddon(AddonToggle):
     """Karpenter (EKS): provisions GPU nodes for pending pods in seconds, beyond the managed pools."""
 
     replicas: int = Field(2, ge=1, le=3, description="Controller replicas (leader-elected); 2 for HA.")
-    ami_alias: str = Field(
+    ami_alias: formatted(r"al2023@(latest|v\d{8})", "al2023@latest or al2023@vYYYYMMDD") = Field(
         "al2023@latest",
-        pattern=r"^al2023@(latest|v\d{8})$",
         description="EC2NodeClass AMI alias. Karpenter picks the NVIDIA variant for GPU types; pin a version "
         "(al2023@vYYYYMMDD) in prod once tested, so new AMIs roll out by change, not by surprise.",
     )

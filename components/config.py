@@ -39,6 +39,7 @@ from .config_types import (
     LabelValue,
     PoolName,
     TaintConfig,
+    formatted,
     label_problems,
     one_architecture,
     taint_problems,
@@ -100,7 +101,9 @@ class SystemPoolConfig(_ScalingBounds):
         return self
 
 
-MigProfile = Annotated[str, StringConstraints(pattern=r"^all-(disabled|enabled|balanced|[1-7]g\.\d+gb(\.me)?)$")]
+MigProfile = formatted(
+    r"all-(disabled|enabled|balanced|[1-7]g\.\d+gb(\.me)?)", "a MIG profile such as all-1g.10gb, all-3g.40gb or all-balanced"
+)
 
 
 class GpuPoolConfig(_ScalingBounds, GpuInstanceSet):

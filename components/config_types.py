@@ -6,6 +6,7 @@ that managed node groups and Karpenter NodePools must both obey.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from typing import Annotated
 
@@ -24,10 +25,24 @@ PoolName = Annotated[str, StringConstraints(pattern=rf"^{DNS_LABEL}$", min_lengt
 LabelKey = Annotated[str, StringConstraints(pattern=_LABEL_KEY, max_length=316)]
 LabelValue = Annotated[str, StringConstraints(pattern=rf"^({_LABEL_NAME})?$", max_length=63)]
 InstanceTypeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")]
+
+
+def formatted(pattern: str, what: str):
+    """A string type whose error says what is expected in words, not as a regular expression."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return Annotated[str, AfterValidator(check), Field(json_schema_extra={"pattern": f"^{pattern}$"})]
+
+
 # Prometheus durations (retention): a number and one unit.
-PrometheusDuration = Annotated[str, StringConstraints(pattern=r"^[1-9]\d*(m|h|d|w|y)$")]
+PrometheusDuration = formatted(r"[1-9]\d*(m|h|d|w|y)", "a Prometheus duration such as 12h, 15d or 4w")
 # Go durations as Karpenter reads them (consolidateAfter, expireAfter), e.g. 10m, 720h, 1h30m.
-GoDuration = Annotated[str, StringConstraints(pattern=r"^([0-9]+(s|m|h))+$")]
+GoDuration = formatted(r"([0-9]+(s|m|h))+", "a duration such as 30s, 10m, 720h or 1h30m")
 
 
 def _known_gpu_type(value: str) -> str:

@@ -63,7 +63,32 @@ CASES: list[tuple[str, Mutation, str, str]] = [
      "models[0].gpuType", "unknown GPU type 'h1000'"),
     ("model on a GPU no pool has", lambda v: v.update({f"{NS}:models": [{"name": "m", "model": "org/m", "gpuType": "h100"}]}), "models[0].gpuType", "no GPU pool provides h100"),
     ("model wider than a node", lambda v: v.update({f"{NS}:models": [{"name": "m", "model": "org/m", "gpuType": "l4", "gpusPerReplica": 2}]}), "models[0].gpusPerReplica", "at most 1 per node"),
+    ("karpenter pool with another GPU", lambda v: _kpool(v).update(instanceTypes=["g5.xlarge"]),
+     "addons.karpenter.nodePools[0].instanceTypes[0]", "carries a10g, not gpuType l4"),
+    ("karpenter GPU limit below one node", lambda v: _kpool(v).update(maxGpus=0), "addons.karpenter.nodePools[0].maxGpus", "greater than or equal to 1"),
+    ("karpenter limit below a node's GPUs", lambda v: _kpool(v).update(gpuType="l40s", gpusPerNode=4, instanceTypes=["g6e.12xlarge"], maxGpus=2),
+     "addons.karpenter.nodePools[0].maxGpus", "must be ≥ gpusPerNode (4)"),
+    ("karpenter bad duration", lambda v: _kpool(v).update(consolidateAfter="5 minutes"), "addons.karpenter.nodePools[0].consolidateAfter", "is not a duration such as 30s, 10m"),
+    ("karpenter bad capacity", lambda v: _kpool(v).update(capacity="preemptible"), "addons.karpenter.nodePools[0].capacity", "spot-with-on-demand-fallback"),
+    ("karpenter pool named like a managed pool", lambda v: _kpool(v).update(name="l4-spot"), "addons.karpenter.nodePools[0].name", "also a gpuPools name"),
+    ("karpenter pools without karpenter", lambda v: _addons(v)["karpenter"].update(enabled=False), "addons.karpenter.nodePools", "karpenter is disabled"),
+    ("bad AMI alias", lambda v: _addons(v)["karpenter"].update(amiAlias="al2@latest"), "addons.karpenter.amiAlias", "is not al2023@latest or al2023@vYYYYMMDD"),
+    ("adapter without prometheus", lambda v: _addons(v).update(prometheus={"enabled": False}, prometheusAdapter={"enabled": True}),
+     "addons.prometheusAdapter.enabled", "needs prometheus"),
+    ("more prometheus replicas than zones", lambda v: _addons(v)["prometheus"].update(replicas=3), "addons.prometheus.replicas", "3 replicas but 2 zones"),
+    ("bad retention", lambda v: _addons(v)["prometheus"].update(retention="2 days"), "addons.prometheus.retention", "is not a Prometheus duration"),
+    ("misspelt add-on", lambda v: _addons(v).update(kedaa={"enabled": True}), "addons.kedaa", "did you mean keda?"),
+    ("MIG on a GPU without MIG", lambda v: _pool(v).update(migProfile="all-1g.10gb"), "gpuPools[0].migProfile", "l4 does not support MIG"),
+    ("unknown MIG profile", lambda v: _pool(v).update(migProfile="half"), "gpuPools[0].migProfile", "is not a MIG profile such as all-1g.10gb"),
 ]
+
+
+def _addons(values: dict[str, Any]) -> dict[str, Any]:
+    return values[f"{NS}:addons"]
+
+
+def _kpool(values: dict[str, Any]) -> dict[str, Any]:
+    return _addons(values)["karpenter"]["nodePools"][0]
 
 
 @pytest.mark.parametrize("mutate, path, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
