@@ -36,7 +36,7 @@ class AddonsContract:
 
 def build_addons(name: str, cluster: ClusterContract, cfg: StackConfig) -> AddonsContract:
     addons = cfg.addons
-    aws_opts = pulumi.ResourceOptions(providers=[cluster.aws.provider]) if cluster.aws and cluster.aws.provider else None
+    aws_opts = pulumi.ResourceOptions(providers=[cluster.aws.provider]) if cluster.aws else None
 
     monitoring = None
     if addons.prometheus.enabled:

@@ -24,7 +24,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from .addon_config import KarpenterAddon, KarpenterNodePoolConfig
-from .aws_iam import POD_IDENTITY_ACTIONS, POD_IDENTITY_SERVICE, policy_document, service_role
+from .aws_iam import policy_document, pod_identity_role, service_role
 from .aws_network import KARPENTER_DISCOVERY_TAG
 from .charts import KARPENTER, addon_namespace, pinned_release
 from .cluster_contract import ClusterContract
@@ -171,8 +171,15 @@ class Karpenter(pulumi.ComponentResource):
 
         self._discovery_tags(name, cluster.name, hooks)
 
-        controller_role, _ = service_role(
-            f"{name}-controller", POD_IDENTITY_SERVICE, POD_IDENTITY_ACTIONS, {}, hooks.partition, self
+        controller_role, identity = pod_identity_role(
+            f"{name}-controller",
+            cluster_name=cluster.name,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            managed_policies={},
+            partition=hooks.partition,
+            pod_identity_agent=hooks.pod_identity_agent,
+            parent=self,
         )
         scope = pulumi.Output.all(hooks.cluster_arn, node_role.arn, queue.arn).apply(
             lambda v: KarpenterScope(
@@ -193,15 +200,6 @@ class Karpenter(pulumi.ComponentResource):
             )
             for key, build in CONTROLLER_POLICIES.items()
         ]
-        identity = aws.eks.PodIdentityAssociation(
-            f"{name}-controller",
-            cluster_name=cluster.name,
-            namespace=NAMESPACE,
-            service_account=SERVICE_ACCOUNT,
-            role_arn=controller_role.arn,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[hooks.pod_identity_agent]),
-        )
-
         k8s_child = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
         namespace = addon_namespace(f"{name}-namespace", NAMESPACE, "restricted", cluster.provider, self)
         self._flow_schemas(name, k8s_child)
@@ -227,7 +225,7 @@ class Karpenter(pulumi.ComponentResource):
             cluster.provider,
             self,
             # Credentials and node access must exist before the first node is launched.
-            depends_on=[identity, *controller_policies, node_access, *node_policies],
+            depends_on=[*identity, *controller_policies, node_access, *node_policies],
         )
 
         self.placements = karpenter_placements(cfg)
@@ -282,60 +280,43 @@ class Karpenter(pulumi.ComponentResource):
     def _flow_schemas(self, name: str, opts: pulumi.ResourceOptions) -> None:
         """Upstream's FlowSchemas for a Karpenter outside kube-system: leader election and its API
         calls keep priority when the API server is busy (exactly when a spike needs nodes)."""
-        subject = k8s.flowcontrol.v1.SubjectArgs(
-            kind="ServiceAccount",
-            service_account=k8s.flowcontrol.v1.ServiceAccountSubjectArgs(name=SERVICE_ACCOUNT, namespace=NAMESPACE),
+        fc = k8s.flowcontrol.v1
+        leases = fc.PolicyRulesWithSubjectsArgs(
+            resource_rules=[
+                fc.ResourcePolicyRuleArgs(
+                    api_groups=["coordination.k8s.io"], namespaces=["*"], resources=["leases"], verbs=["get", "create", "update"]
+                )
+            ],
+            subjects=[_KARPENTER_SUBJECT],
         )
-        k8s.flowcontrol.v1.FlowSchema(
-            f"{name}-leader-election",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name="karpenter-leader-election"),
-            spec=k8s.flowcontrol.v1.FlowSchemaSpecArgs(
-                distinguisher_method=k8s.flowcontrol.v1.FlowDistinguisherMethodArgs(type="ByUser"),
-                matching_precedence=200,
-                priority_level_configuration=k8s.flowcontrol.v1.PriorityLevelConfigurationReferenceArgs(
-                    name="leader-election"
+        everything = fc.PolicyRulesWithSubjectsArgs(
+            non_resource_rules=[fc.NonResourcePolicyRuleArgs(non_resource_urls=["*"], verbs=["*"])],
+            resource_rules=[
+                fc.ResourcePolicyRuleArgs(api_groups=["*"], cluster_scope=True, namespaces=["*"], resources=["*"], verbs=["*"])
+            ],
+            subjects=[_KARPENTER_SUBJECT],
+        )
+        for suffix, precedence, level, rule in (
+            ("leader-election", 200, "leader-election", leases),
+            ("workload", 1000, "workload-high", everything),
+        ):
+            fc.FlowSchema(
+                f"{name}-{suffix}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=f"karpenter-{suffix}"),
+                spec=fc.FlowSchemaSpecArgs(
+                    distinguisher_method=fc.FlowDistinguisherMethodArgs(type="ByUser"),
+                    matching_precedence=precedence,
+                    priority_level_configuration=fc.PriorityLevelConfigurationReferenceArgs(name=level),
+                    rules=[rule],
                 ),
-                rules=[
-                    k8s.flowcontrol.v1.PolicyRulesWithSubjectsArgs(
-                        resource_rules=[
-                            k8s.flowcontrol.v1.ResourcePolicyRuleArgs(
-                                api_groups=["coordination.k8s.io"],
-                                namespaces=["*"],
-                                resources=["leases"],
-                                verbs=["get", "create", "update"],
-                            )
-                        ],
-                        subjects=[subject],
-                    )
-                ],
-            ),
-            opts=opts,
-        )
-        k8s.flowcontrol.v1.FlowSchema(
-            f"{name}-workload",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name="karpenter-workload"),
-            spec=k8s.flowcontrol.v1.FlowSchemaSpecArgs(
-                distinguisher_method=k8s.flowcontrol.v1.FlowDistinguisherMethodArgs(type="ByUser"),
-                matching_precedence=1000,
-                priority_level_configuration=k8s.flowcontrol.v1.PriorityLevelConfigurationReferenceArgs(
-                    name="workload-high"
-                ),
-                rules=[
-                    k8s.flowcontrol.v1.PolicyRulesWithSubjectsArgs(
-                        non_resource_rules=[
-                            k8s.flowcontrol.v1.NonResourcePolicyRuleArgs(non_resource_urls=["*"], verbs=["*"])
-                        ],
-                        resource_rules=[
-                            k8s.flowcontrol.v1.ResourcePolicyRuleArgs(
-                                api_groups=["*"], cluster_scope=True, namespaces=["*"], resources=["*"], verbs=["*"]
-                            )
-                        ],
-                        subjects=[subject],
-                    )
-                ],
-            ),
-            opts=opts,
-        )
+                opts=opts,
+            )
+
+
+_KARPENTER_SUBJECT = k8s.flowcontrol.v1.SubjectArgs(
+    kind="ServiceAccount",
+    service_account=k8s.flowcontrol.v1.ServiceAccountSubjectArgs(name=SERVICE_ACCOUNT, namespace=NAMESPACE),
+)
 
 
 def _queue_policy(queue_arn: str) -> str:

@@ -71,3 +71,28 @@ def service_role(
 
 POD_IDENTITY_SERVICE = "pods.eks.amazonaws.com"
 POD_IDENTITY_ACTIONS = ["sts:AssumeRole", "sts:TagSession"]
+
+
+def pod_identity_role(
+    name: str,
+    *,
+    cluster_name: str,
+    namespace: str,
+    service_account: str,
+    managed_policies: dict[str, str],
+    partition: str,
+    pod_identity_agent: pulumi.Resource,
+    parent: pulumi.Resource,
+) -> tuple[aws.iam.Role, list[pulumi.Resource]]:
+    """An IAM role for one Kubernetes service account through EKS Pod Identity. Returns the role
+    and what a workload using it must wait for (the association and the policy attachments)."""
+    role, attachments = service_role(name, POD_IDENTITY_SERVICE, POD_IDENTITY_ACTIONS, managed_policies, partition, parent)
+    association = aws.eks.PodIdentityAssociation(
+        name,
+        cluster_name=cluster_name,
+        namespace=namespace,
+        service_account=service_account,
+        role_arn=role.arn,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[pod_identity_agent]),
+    )
+    return role, [association, *attachments]

@@ -19,7 +19,6 @@ Choices an EKS expert would make, and why:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -112,6 +111,7 @@ class EksGpuClusterArgs:
     system_pool: SystemPoolConfig
     gpu_pools: list[GpuPoolConfig]
     tags: dict[str, str]
+    aws_provider: pulumi.ProviderResource  # the stack's; add-ons with AWS resources use it too
     karpenter_discovery: bool = False  # tag the private subnets we create for Karpenter
 
 
@@ -213,6 +213,7 @@ class EksGpuCluster(pulumi.ComponentResource):
                 oidc_issuer_url=oidc.url,
                 pod_identity_agent=pod_identity_agent,
                 tags=args.tags,
+                provider=args.aws_provider,
             ),
         )
         self.register_outputs(
@@ -418,8 +419,9 @@ def build_eks_cluster(name: str, cfg: StackConfig, tags: dict[str, str]) -> Clus
             system_pool=cfg.system_pool,
             gpu_pools=list(cfg.gpu_pools),
             tags=tags,
+            aws_provider=aws_provider,
             karpenter_discovery=cfg.addons.karpenter.enabled,
         ),
         opts=pulumi.ResourceOptions(providers=[aws_provider]),
     )
-    return dataclasses.replace(cluster.contract, aws=dataclasses.replace(cluster.contract.aws, provider=aws_provider))
+    return cluster.contract

@@ -33,7 +33,7 @@ class AwsClusterHooks:
     oidc_issuer_url: pulumi.Output[str]
     pod_identity_agent: pulumi.Resource  # depend on it before creating PodIdentityAssociations
     tags: dict[str, str]
-    provider: pulumi.ProviderResource | None = None  # the stack's AWS provider (region, default tags)
+    provider: pulumi.ProviderResource  # the stack's AWS provider (region, default tags): pass it to AWS resources
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from .addon_config import EfsCsiAddon
-from .aws_iam import POD_IDENTITY_ACTIONS, POD_IDENTITY_SERVICE, service_role
+from .aws_iam import pod_identity_role
 from .charts import AWS_EFS_CSI_DRIVER, addon_namespace, pinned_release
 from .cluster_contract import ClusterContract
 
@@ -106,21 +106,15 @@ class EfsSharedStorage(pulumi.ComponentResource):
             for zone, subnet_id in zip(cluster.zones, hooks.private_subnet_ids, strict=True)
         ]
 
-        role, attachments = service_role(
-            f"{name}-controller",
-            POD_IDENTITY_SERVICE,
-            POD_IDENTITY_ACTIONS,
-            {"": "service-role/AmazonEFSCSIDriverPolicy"},
-            hooks.partition,
-            self,
-        )
-        identity = aws.eks.PodIdentityAssociation(
+        _, identity = pod_identity_role(
             f"{name}-controller",
             cluster_name=cluster.name,
             namespace=NAMESPACE,
             service_account=CONTROLLER_SERVICE_ACCOUNT,
-            role_arn=role.arn,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[hooks.pod_identity_agent]),
+            managed_policies={"": "service-role/AmazonEFSCSIDriverPolicy"},
+            partition=hooks.partition,
+            pod_identity_agent=hooks.pod_identity_agent,
+            parent=self,
         )
         namespace = addon_namespace(f"{name}-namespace", NAMESPACE, "privileged", cluster.provider, self)
         release = pinned_release(
@@ -131,7 +125,7 @@ class EfsSharedStorage(pulumi.ComponentResource):
             efs_csi_values(cfg, cluster),
             cluster.provider,
             self,
-            depends_on=[identity, *attachments],
+            depends_on=identity,
         )
         self.storage_class_name = SHARED_WEIGHTS_STORAGE_CLASS
         self.file_system_id = file_system.id

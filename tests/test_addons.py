@@ -203,14 +203,15 @@ def test_karpenter_interruption_rules_feed_the_queue(run):
 
 
 def test_karpenter_nodes_have_their_own_role_and_access_entry(run):
-    entries = [r for r in run.of_type("aws:eks/accessEntry:AccessEntry") if r.inputs["type"] == "EC2_LINUX"]
-    assert len(entries) == 1
-    (node_class_inputs, *_) = _crs(run, "EC2NodeClass")
-    role_name = node_class_inputs["spec"]["role"]
-    roles = {r.name: r for r in run.of_type("aws:iam/role:Role")}
-    assert "llm-" in entries[0].inputs["principalArn"] or entries[0].inputs["principalArn"] == COMPUTED
-    assert any(name.endswith("-karpenter-node") for name in roles)
-    assert role_name == COMPUTED or role_name.endswith("-karpenter-node")
+    (entry,) = [r for r in run.of_type("aws:eks/accessEntry:AccessEntry") if r.inputs["type"] == "EC2_LINUX"]
+    roles = {r.urn: r for r in run.of_type("aws:iam/role:Role")}
+    (role_urn,) = [u for u in entry.dependencies if u in roles]
+    managed_node_role = {d for r in run.of_type(NODE_GROUP) for d in r.dependencies if d in roles}
+    assert managed_node_role and role_urn not in managed_node_role  # a principal can have only one access entry
+    assert json.loads(roles[role_urn].inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    for node_class in _crs(run, "EC2NodeClass"):
+        role_name = node_class["spec"]["role"]
+        assert role_name == COMPUTED or role_name.startswith(roles[role_urn].name)
 
 
 def test_discovery_tags_on_subnets_and_cluster_security_group(run, stack_config):
