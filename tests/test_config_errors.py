@@ -57,6 +57,7 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("missing cluster", lambda v: v.pop(f"{NS}:cluster"), "llm-platform:cluster", "required"),
     ("unsupported cloud", lambda v: v.update({f"{NS}:cloud": "gcp"}), "llm-platform:cloud", "must be 'aws'"),
     ("reserved tag", lambda v: v[f"{NS}:tags"].update({"aws:owner": "x"}), "tags['aws:owner']", "does not start with aws:"),
+    ("tag Karpenter sets", lambda v: v[f"{NS}:tags"].update({"karpenter.sh/nodepool": "x"}), "tags['karpenter.sh/nodepool']", "set by EKS and Karpenter"),
     ("node group name too long", lambda v: (v[f"{NS}:cluster"].update(name="llm-" + "x" * 36), _pool(v).update(name="l4-spot-burst")),
      "gpuPools[0].name", "would be 66 characters, EKS allows 63"),
     ("model with an unknown GPU type", lambda v: v.update({f"{NS}:models": [{"name": "m", "model": "org/m", "gpuType": "h1000"}]}),
