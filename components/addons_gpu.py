@@ -31,6 +31,7 @@ GPU_OPERATOR_RELEASE = "gpu-operator"
 DCGM_NAMESPACE = "dcgm-exporter"
 DCGM_RELEASE = "dcgm-exporter"
 DCGM_PORT_NAME = "metrics"  # the chart's Service port name
+DCGM_APP = "dcgm-exporter"  # the chart's app.kubernetes.io/name; our ServiceMonitor makes it the job label
 
 # Clouds whose GPU node images already carry the NVIDIA driver and container toolkit. A cloud
 # missing here gets both from the operator.
@@ -94,7 +95,7 @@ GPU_ALERTS: tuple[dict, ...] = (
     },
     {
         "alert": "DcgmExporterDown",
-        "expr": f'up{{job="{DCGM_RELEASE}"}} == 0',
+        "expr": f'up{{job="{DCGM_APP}"}} == 0',
         "for": "5m",
         "labels": {"severity": "warning"},
         "annotations": {"summary": "DCGM exporter on {{ $labels.node }} is not scraped: GPU metrics (and scaling) are blind"},
@@ -195,7 +196,7 @@ class GpuStack(pulumi.ComponentResource):
             spec={
                 "jobLabel": "app.kubernetes.io/name",
                 "selector": {
-                    "matchLabels": {"app.kubernetes.io/name": "dcgm-exporter", "app.kubernetes.io/instance": DCGM_RELEASE}
+                    "matchLabels": {"app.kubernetes.io/name": DCGM_APP, "app.kubernetes.io/instance": DCGM_RELEASE}
                 },
                 "namespaceSelector": {"matchNames": [DCGM_NAMESPACE]},
                 "endpoints": [
