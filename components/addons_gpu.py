@@ -1,9 +1,10 @@
 """The GPU software stack: NVIDIA GPU Operator and a standalone DCGM exporter, scraped by Prometheus.
 
 Choices, and why:
-- Drivers installed exactly once per cloud. The EKS AL2023 NVIDIA AMI ships the driver and the
-  container toolkit (AWS: "you must disable the operator installation of the driver and toolkit"),
-  so on EKS the operator installs neither; it still brings what the AMI lacks: the device plugin
+- Drivers installed exactly once per cloud. The cluster module that picks the GPU node image says
+  whether it carries them (`ClusterContract.gpu_driver_preinstalled`). The EKS AL2023 NVIDIA AMI
+  does (AWS: "you must disable the operator installation of the driver and toolkit"), so on EKS
+  the operator installs neither; it still brings what the AMI lacks: the device plugin
   (without it Karpenter never sees a GPU node as initialised), GPU feature discovery, NFD and the
   MIG manager.
 - The operator's own DCGM exporter is off: DCGM is its own pinned release below, with our counter
@@ -32,10 +33,6 @@ DCGM_NAMESPACE = "dcgm-exporter"
 DCGM_RELEASE = "dcgm-exporter"
 DCGM_PORT_NAME = "metrics"  # the chart's Service port name
 DCGM_APP = "dcgm-exporter"  # the chart's app.kubernetes.io/name; our ServiceMonitor makes it the job label
-
-# Clouds whose GPU node images already carry the NVIDIA driver and container toolkit. A cloud
-# missing here gets both from the operator.
-PREINSTALLED_NVIDIA_STACK = {"aws": "EKS AL2023 NVIDIA AMI (driver, CUDA user-mode driver, container toolkit)"}
 
 # (DCGM field, Prometheus type, help). The full list the exporter publishes (the chart's
 # `customMetrics` replaces its defaults): what scaling, dashboards and alerts read, plus health.
@@ -107,12 +104,13 @@ def counters_csv() -> str:
     return "".join(f"{field}, {kind}, {help_text}\n" for field, kind, help_text in DCGM_COUNTERS)
 
 
-def gpu_operator_values(cloud: str, gpu_pools: tuple[GpuPoolPlacement, ...], system_selector: dict[str, str]) -> dict:
-    preinstalled = cloud in PREINSTALLED_NVIDIA_STACK
+def gpu_operator_values(
+    driver_preinstalled: bool, gpu_pools: tuple[GpuPoolPlacement, ...], system_selector: dict[str, str]
+) -> dict:
     tolerations = gpu_node_tolerations(gpu_pools)
     return {
-        "driver": {"enabled": not preinstalled},
-        "toolkit": {"enabled": not preinstalled},
+        "driver": {"enabled": not driver_preinstalled},
+        "toolkit": {"enabled": not driver_preinstalled},
         "devicePlugin": {"enabled": True},
         "gfd": {"enabled": True},
         "nfd": {"enabled": True},
@@ -163,7 +161,7 @@ class GpuStack(pulumi.ComponentResource):
                 GPU_OPERATOR_RELEASE,
                 GPU_OPERATOR,
                 namespace,
-                gpu_operator_values(cluster.cloud, args.gpu_pools, cluster.system_node_selector),
+                gpu_operator_values(cluster.gpu_driver_preinstalled, args.gpu_pools, cluster.system_node_selector),
                 cluster.provider,
                 self,
             )

@@ -199,6 +199,8 @@ class EksGpuCluster(pulumi.ComponentResource):
             ready=(system_group, *gpu_groups),
             block_storage_class=BLOCK_STORAGE_CLASS,
             block_storage=block_storage,
+            # AL2023 NVIDIA AMI: driver, CUDA user-mode driver, container toolkit (AWS EKS docs).
+            gpu_driver_preinstalled=True,
             aws=AwsClusterHooks(
                 region=args.region,
                 partition=self._partition,

@@ -48,4 +48,7 @@ class ClusterContract:
     ready: tuple[pulumi.Resource, ...]  # node pools; depend on these before workloads that must schedule
     block_storage_class: str  # default ReadWriteOnce class (Prometheus, Alertmanager volumes)
     block_storage: pulumi.Resource  # the StorageClass; depend on it before PVCs that use it
+    # The GPU node image already carries the NVIDIA driver and container toolkit, so the GPU
+    # Operator must not install them (twice-installed drivers fail to load).
+    gpu_driver_preinstalled: bool
     aws: AwsClusterHooks | None = None

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+import subprocess
+import sys
 
-from components.addons_gpu import DCGM_COUNTERS, GPU_ALERTS, PREINSTALLED_NVIDIA_STACK
+import yaml
+
+from components.addons_gpu import DCGM_COUNTERS, GPU_ALERTS
 from components.dashboards import DASHBOARD_LABEL, DASHBOARDS, GPU_DASHBOARD, VLLM_DASHBOARD
 from components.gpu_scheduling import GPU_TAINT, LABEL_NODE_ROLE, LABEL_POOL, SPOT_TAINT
-from conftest import dev_config_values, stack_from
+from conftest import PROJECT_DIR, dev_config_values, program_run, stack_from
 from stacks.offline import COMPUTED, run_program
 from stacks.plan import HELM_RELEASE_TYPE
 from upstream import require_upstream
@@ -66,12 +69,11 @@ def _system_selector(stack_config_run):
 
 def test_gpu_operator_installs_drivers_exactly_once_per_cloud(run, stack_config):
     values = _values(run, "gpu-operator")
-    preinstalled = stack_config.cloud in PREINSTALLED_NVIDIA_STACK
-    assert stack_config.cloud != "aws" or preinstalled  # EKS GPU nodes run the AL2023 NVIDIA AMI
-    assert values["driver"]["enabled"] is not preinstalled
-    assert values["toolkit"]["enabled"] is not preinstalled
+    # Which image carries the driver is per cloud; every stack today is EKS on the AL2023 NVIDIA AMI.
+    assert stack_config.cloud == "aws"
     gpu_groups = [r.inputs for r in run.of_type(NODE_GROUP) if r.inputs["labels"][LABEL_NODE_ROLE] == "gpu"]
-    assert all("NVIDIA" in g["amiType"] for g in gpu_groups)
+    assert gpu_groups and all("NVIDIA" in g["amiType"] for g in gpu_groups)
+    assert values["driver"]["enabled"] is False and values["toolkit"]["enabled"] is False
     assert values["devicePlugin"]["enabled"] is True and values["dcgmExporter"]["enabled"] is False
 
 
@@ -119,8 +121,6 @@ def test_mig_manager_follows_pool_profiles():
     assert operator["migManager"]["enabled"] is True and operator["mig"]["strategy"] == "mixed"
     (group,) = [r.inputs for r in run.of_type(NODE_GROUP) if r.inputs["labels"].get(LABEL_POOL) == "a100-mig"]
     assert group["labels"]["nvidia.com/mig.config"] == "all-1g.10gb"
-    from conftest import program_run
-
     assert _values(program_run("dev", "preview"), "gpu-operator")["migManager"]["enabled"] is False
 
 
@@ -386,11 +386,6 @@ def test_adapter_when_enabled_points_at_the_stack_prometheus():
 
 
 def test_render_prod_shows_releases_and_custom_resources(tmp_path):
-    import subprocess
-    import sys
-
-    from conftest import PROJECT_DIR
-
     out = tmp_path / "render"
     proc = subprocess.run(
         [sys.executable, "-m", "stacks", "plan", "prod", "--render", str(out), "--quiet"],
@@ -406,9 +401,7 @@ def test_render_prod_shows_releases_and_custom_resources(tmp_path):
         assert f"HelmRelease/{release}.yaml" in files
     assert {"NodePool/l40s-burst-spot.yaml", "NodePool/l40s-burst-on-demand.yaml", "EC2NodeClass/l40s-burst.yaml",
             "ServiceMonitor/dcgm-exporter/dcgm-exporter.yaml", "PrometheusRule/dcgm-exporter/gpu-health.yaml"} <= files
-    import yaml
-
-    karpenter = yaml.safe_load(Path(out / "HelmRelease/karpenter/karpenter.yaml").read_text())
+    karpenter = yaml.safe_load((out / "HelmRelease/karpenter/karpenter.yaml").read_text())
     assert karpenter["chart"] == "oci://public.ecr.aws/karpenter/karpenter" and karpenter["version"] == "1.14.1"
     assert karpenter["values"]["settings"]["clusterName"] == "llm-prod"
 
