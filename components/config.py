@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, StringConstraints, ValidationError, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from .config_errors import (
     CONFIG_NAMESPACE,
@@ -29,11 +30,11 @@ from .config_errors import (
     raise_problems,
 )
 from .addon_config import AddonsConfig
+from .model_config import RESERVED_NAMESPACES, ModelConfig, ModelPolicy
 from .config_types import (
     DNS_LABEL,
     ConfigModel,
     GpuInstanceSet,
-    GpuType,
     InstanceTypeName,
     LabelKey,
     LabelValue,
@@ -50,7 +51,6 @@ from .gpu_scheduling import MIG_CONFIG_LABEL, CapacityType
 __all__ = ["CONFIG_NAMESPACE", "ConfigError", "StackConfig", "parse_stack_config", "stack_config_json_schema"]
 
 ClusterName = Annotated[str, StringConstraints(pattern=rf"^{DNS_LABEL}$", min_length=2, max_length=40)]
-ModelName = Annotated[str, StringConstraints(pattern=rf"^{DNS_LABEL}$", min_length=1, max_length=40)]
 Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")]
 Zone = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$")]
 SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
@@ -253,27 +253,6 @@ class ClusterConfig(ConfigModel):
         return self
 
 
-class ModelConfig(ConfigModel):
-    """A vLLM model service (the section is defined now; the services are built by the model layer)."""
-
-    name: ModelName
-    model: str = Field(min_length=1, description="Hugging Face model id, or a path on the shared weights volume.")
-    revision: str | None = Field(None, description="Pinned model revision (commit sha or tag).")
-    gpu_type: GpuType
-    gpus_per_replica: int = Field(1, ge=1, le=16, description="= vLLM tensor-parallel size.")
-    min_replicas: int = Field(1, ge=0, le=1000)
-    max_replicas: int = Field(1, ge=1, le=1000)
-    capacity: Literal["on-demand", "spot-allowed", "spot-preferred"] = "on-demand"
-
-    @model_validator(mode="after")
-    def _check(self) -> ModelConfig:
-        problems: list[Problem] = []
-        if self.max_replicas < self.min_replicas:
-            problems.append((("maxReplicas",), f"must be ≥ minReplicas ({self.min_replicas})"))
-        raise_problems(problems)
-        return self
-
-
 _PLATFORM_TAG_PREFIXES = ("eks:", "kubernetes.io/cluster/", "karpenter.sh/", "karpenter.k8s.aws/")
 
 
@@ -309,7 +288,8 @@ class StackConfig(ConfigModel):
     system_pool: SystemPoolConfig = Field(SystemPoolConfig(), description="CPU nodes for controllers.")
     gpu_pools: list[GpuPoolConfig] = Field(min_length=1, description="Tainted GPU node groups.")
     addons: AddonsConfig = AddonsConfig()
-    models: list[ModelConfig] = Field(default_factory=list, description="vLLM model services (built by the model layer).")
+    models: list[ModelConfig] = Field(default_factory=list, description="vLLM model services, one VllmModelService each.")
+    model_policy: ModelPolicy = Field(ModelPolicy(), description="Stack-wide rules for model services.")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags on every cloud resource.")
     hf_token: SecretStr | None = Field(
         None,
@@ -353,8 +333,7 @@ class StackConfig(ConfigModel):
             problems += self._cloud_problems(loc, kpool)
             if kpool.name in managed_names:
                 problems.append(((*loc, "name"), f"{kpool.name!r} is also a gpuPools name; pool labels must be unique"))
-        for i, model in enumerate(self.models):
-            problems += [(("models", i, *loc), msg) for loc, msg in self._model_fit_problems(model)]
+        problems += self._model_problems()
         raise_problems(problems)
         return self
 
@@ -365,26 +344,97 @@ class StackConfig(ConfigModel):
             if gpu_instance(name).cloud != self.cloud
         ]
 
-    def whole_gpu_pools(self) -> list[GpuInstanceSet]:
-        """Every pool a model service can land on: managed pools without MIG, and Karpenter NodePools."""
-        pools: list[GpuInstanceSet] = [p for p in self.gpu_pools if p.whole_gpus]
+    def model_pools(self) -> list[ModelPool]:
+        """Every pool a model service can land on: managed pools without MIG or extra taints (a
+        pool with its own taint is reserved for other workloads), and Karpenter NodePools."""
+        pools = [
+            ModelPool(p.name, p.gpu_type, p.gpus_per_node, (p.capacity_type,))
+            for p in self.gpu_pools
+            if p.whole_gpus and not p.taints
+        ]
         if self.addons.karpenter.enabled:
-            pools += self.addons.karpenter.node_pools
+            pools += [ModelPool(p.name, p.gpu_type, p.gpus_per_node, p.capacity_types) for p in self.addons.karpenter.node_pools]
         return pools
 
+    def _model_problems(self) -> list[Problem]:
+        if not self.models:
+            return []
+        problems: list[Problem] = []
+        addons = self.addons
+        for key, needed_for in (
+            ("keda", "model services scale with KEDA"),
+            ("prometheus", "model services' scaling signals and alerts come from Prometheus"),
+            ("efsCsi", "model weights live on the shared EFS volume"),
+        ):
+            if not getattr(addons, to_snake(key)).enabled:
+                problems.append((("addons", key, "enabled"), f"must be true when models are set: {needed_for}"))
+        own_namespaces = {m.name: i for i, m in enumerate(self.models) if m.namespace is None}
+        for i, model in enumerate(self.models):
+            loc: Loc = ("models", i)
+            problems += [((*loc, *sub), msg) for sub, msg in self._model_fit_problems(model)]
+            ns_key = "namespace" if model.namespace else "name"
+            if model.namespace_name in RESERVED_NAMESPACES:
+                problems.append(((*loc, ns_key), f"namespace {model.namespace_name!r} belongs to the platform; set models[{i}].namespace"))
+            elif model.namespace and own_namespaces.get(model.namespace, i) != i:
+                other = own_namespaces[model.namespace]
+                problems.append(
+                    ((*loc, "namespace"), f"{model.namespace!r} is models[{other}]'s own namespace; give models[{other}] the same namespace to share it")
+                )
+            if model.scaling.scale_to_zero and not self.model_policy.allow_scale_to_zero:
+                problems.append(
+                    (
+                        (*loc, "scaling", "scaleToZero"),
+                        "this stack does not allow scale-to-zero (llm-platform:modelPolicy.allowScaleToZero); "
+                        "a model at zero answers nothing until a replica has loaded",
+                    )
+                )
+            if model.gated and self.hf_token is None:
+                problems.append(
+                    ((*loc, "gated"), "a gated model needs llm-platform:hfToken (`pulumi config set --secret llm-platform:hfToken hf_...`)")
+                )
+        return problems
+
     def _model_fit_problems(self, model: ModelConfig) -> Iterable[Problem]:
-        candidates = self.whole_gpu_pools()
+        candidates = self.model_pools()
         pools = [p for p in candidates if p.gpu_type == model.gpu_type]
+        tp = model.gpus_per_replica
         if not pools:
             offered = sorted({p.gpu_type for p in candidates})
-            yield (("gpuType",), f"no GPU pool provides {model.gpu_type} (pools provide: {', '.join(offered)})")
-        elif not any(p.gpus_per_node >= model.gpus_per_replica for p in pools):
+            yield (("gpuType",), f"no GPU pool provides {model.gpu_type} (pools provide: {', '.join(offered) or 'none'})")
+            return
+        if not any(p.gpus_per_node >= tp for p in pools):
             most = max(p.gpus_per_node for p in pools)
             yield (
                 ("gpusPerReplica",),
-                f"{model.gpus_per_replica} GPUs per replica, but {model.gpu_type} pools have at most {most} per node "
+                f"{tp} GPUs per replica, but {model.gpu_type} pools have at most {most} per node "
                 "(tensor parallelism does not span nodes)",
             )
+            return
+        fitting = [p for p in pools if p.gpus_per_node >= tp and p.gpus_per_node % tp == 0]
+        if not fitting:
+            sizes = ", ".join(f"{p.name}: {p.gpus_per_node}" for p in pools)
+            yield (
+                ("gpusPerReplica",),
+                f"{tp} GPUs per replica does not divide the GPUs per node of any {model.gpu_type} pool ({sizes}); "
+                "the rest of each node's GPUs would sit idle",
+            )
+            return
+        if not model.allows_spot and not any("on-demand" in p.capacity_types for p in fitting):
+            yield (
+                ("capacity",),
+                f"on-demand, but every {model.gpu_type} pool with {tp}+ GPUs per node is spot-only "
+                f"({', '.join(p.name for p in fitting)}); add an on-demand pool or allow spot",
+            )
+
+
+@dataclass(frozen=True)
+class ModelPool:
+    """A pool as model placement sees it: GPU type, GPUs per node, capacity types."""
+
+    name: str
+    gpu_type: str
+    gpus_per_node: int
+    capacity_types: tuple[str, ...]
 
 
 def _duplicates(key: str, names: list[str]) -> list[Problem]:

@@ -44,6 +44,13 @@ PrometheusDuration = formatted(r"[1-9]\d*(m|h|d|w|y)", "a Prometheus duration su
 # Go durations as Karpenter reads them (consolidateAfter, expireAfter), e.g. 10m, 720h, 1h30m.
 GoDuration = formatted(r"([0-9]+(s|m|h))+", "a duration such as 30s, 10m, 720h or 1h30m")
 
+_DURATION_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def duration_seconds(duration: str) -> int:
+    """Seconds in a GoDuration ("1h30m" -> 5400), for fields Kubernetes takes as integers."""
+    return sum(int(n) * _DURATION_UNIT_SECONDS[u] for n, u in re.findall(r"(\d+)([smh])", duration))
+
 
 def _known_gpu_type(value: str) -> str:
     if value not in gpu_models():

@@ -12,6 +12,7 @@ from components.addons import AddonsContract, build_addons
 from components.cluster import build_cluster
 from components.cluster_contract import ClusterContract
 from components.config import CONFIG_NAMESPACE, StackConfig, parse_stack_config
+from components.models import ModelServices, model_platform
 
 
 def _namespace_config() -> tuple[dict[str, Any], set[str]]:
@@ -69,4 +70,29 @@ def build_platform(cfg: StackConfig) -> tuple[ClusterContract, AddonsContract]:
         pulumi.export("prometheusUrl", addons.prometheus_url)
     if addons.shared_weights_storage_class:
         pulumi.export("sharedWeightsStorageClass", addons.shared_weights_storage_class)
+    if cfg.models:
+        build_models(cfg, cluster, addons)
     return cluster, addons
+
+
+def build_models(cfg: StackConfig, cluster: ClusterContract, addons: AddonsContract) -> ModelServices:
+    # The token goes through require_secret so it stays secret in state, previews and the Secret.
+    hf_token = pulumi.Config(CONFIG_NAMESPACE).require_secret("hfToken") if any(m.gated for m in cfg.models) else None
+    services = ModelServices(f"{cfg.cluster.name}-models", cfg.models, model_platform(cluster, addons), hf_token)
+    pulumi.export(
+        "models",
+        [
+            {
+                "name": model.name,
+                "servedModelName": model.served_name,
+                "endpoint": service.endpoint,
+                "gpuType": model.gpu_type,
+                "gpusPerReplica": model.gpus_per_replica,
+                "minReplicas": 0 if model.scaling.scale_to_zero else model.min_replicas,
+                "maxReplicas": model.max_replicas,
+                "capacity": model.capacity,
+            }
+            for model, service in zip(cfg.models, services.services, strict=True)
+        ],
+    )
+    return services

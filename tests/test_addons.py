@@ -128,7 +128,7 @@ def test_dcgm_runs_only_on_gpu_nodes_and_is_scraped(run):
     dcgm = _values(run, "dcgm-exporter")
     assert dcgm["nodeSelector"] == {LABEL_NODE_ROLE: "gpu"}
     assert dcgm["serviceMonitor"]["enabled"] is False  # ours, below
-    (monitor,) = _crs(run, "ServiceMonitor")
+    (monitor,) = [m for m in _crs(run, "ServiceMonitor") if m["metadata"]["namespace"] == "dcgm-exporter"]
     release = _release(run, "dcgm-exporter").inputs
     # The chart's Service selector labels for release R: name=dcgm-exporter, instance=R.
     assert monitor["spec"]["selector"]["matchLabels"] == {
@@ -159,7 +159,7 @@ def test_dcgm_counters_are_real_fields_and_cover_what_dashboards_and_alerts_read
 
 
 def test_gpu_alerts_are_shipped_as_a_prometheus_rule(run):
-    (rule,) = _crs(run, "PrometheusRule")
+    (rule,) = [r for r in _crs(run, "PrometheusRule") if r["metadata"]["namespace"] == "dcgm-exporter"]
     alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
     assert alerts == [a["alert"] for a in GPU_ALERTS]
 
@@ -368,6 +368,7 @@ def test_efs_storage_class_and_driver_reach_gpu_nodes(run):
 def test_addons_can_be_switched_off():
     values = dev_config_values()
     values[f"{NS}:addons"] = {name: {"enabled": False} for name in ("gpuOperator", "dcgmExporter", "keda", "karpenter", "prometheus", "efsCsi")}
+    del values[f"{NS}:models"]  # model services need KEDA, Prometheus and EFS
     run = run_program(stack_from(values), preview=True)
     assert run.error is None, run.error
     assert not run.of_type(HELM_RELEASE_TYPE)

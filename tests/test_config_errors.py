@@ -126,7 +126,7 @@ def test_valid_variants_are_accepted():
         vpcId="vpc-0123456789abcdef0",
         privateSubnets=[{"id": "subnet-0123456789abcdef0", "zone": "us-west-2a"}, {"id": "subnet-0123456789abcdef1", "zone": "us-west-2b"}],
     )
-    values[f"{NS}:models"] = [{"name": "llama", "model": "meta-llama/Llama-3.1-8B-Instruct", "gpuType": "l4"}]
+    values[f"{NS}:models"] = [{"name": "llama", "model": "meta-llama/Llama-3.1-8B-Instruct", "gpuType": "l4", "capacity": "spot-allowed"}]
     run = run_program(stack_from(values), preview=True)
     assert run.error is None, run.error
     assert not run.of_type("llm-platform:network:AwsVpc")
