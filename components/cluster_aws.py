@@ -168,6 +168,9 @@ class EksGpuCluster(pulumi.ComponentResource):
             for pool, placement in zip(args.gpu_pools, placements, strict=True)
         ]
 
+        # The VPC CNI as a managed add-on with its network policy agent on: without it EKS accepts
+        # NetworkPolicies and enforces none (model services restrict their callers with them).
+        self._addon(cluster, "vpc-cni", "vpc-cni", [], configuration_values=json.dumps({"enableNetworkPolicy": "true"}))
         pod_identity_agent = self._addon(cluster, "pod-identity", "eks-pod-identity-agent", [system_group])
         # Feeds node auto-repair with GPU health (NVIDIA XID errors).
         self._addon(cluster, "node-monitoring", "eks-node-monitoring-agent", [system_group])

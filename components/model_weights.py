@@ -109,7 +109,7 @@ def download_job_spec(
                         command=["sh", "-c", command],
                         env=env,
                         resources=k8s.core.v1.ResourceRequirementsArgs(
-                            requests={"cpu": "1", "memory": "2Gi"}, limits={"memory": "4Gi"}
+                            requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "4Gi"}
                         ),
                         security_context=k8s.core.v1.SecurityContextArgs(
                             allow_privilege_escalation=False, capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])

@@ -127,6 +127,12 @@ def test_pod_identity_agent_and_ebs_csi_addons(run):
     assert ebs.inputs["podIdentityAssociations"][0]["serviceAccount"] == "ebs-csi-controller-sa"
 
 
+def test_network_policies_are_enforced(run):
+    """EKS's VPC CNI ignores NetworkPolicies unless its network policy agent is switched on."""
+    (cni,) = [r.inputs for r in run.of_type("aws:eks/addon:Addon") if r.inputs["addonName"] == "vpc-cni"]
+    assert json.loads(cni["configurationValues"]) == {"enableNetworkPolicy": "true"}
+
+
 def test_kubeconfig_is_secret_and_provider_is_pinned_to_the_cluster(run, stack_config):
     assert run.outputs["kubeconfig"] == SECRET
     (provider,) = run.of_type("pulumi:providers:kubernetes")

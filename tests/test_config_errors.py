@@ -79,6 +79,27 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("more prometheus replicas than zones", lambda v: _addons(v)["prometheus"].update(replicas=3), "addons.prometheus.replicas", "3 replicas but 2 zones"),
     ("bad retention", lambda v: _addons(v)["prometheus"].update(retention="2 days"), "addons.prometheus.retention", "is not a Prometheus duration"),
     ("misspelt add-on", lambda v: _addons(v).update(kedaa={"enabled": True}), "addons.kedaa", "did you mean keda?"),
+    ("model max below min", lambda v: _model(v).update(minReplicas=3, maxReplicas=2), "models[0].maxReplicas", "must be ≥ minReplicas (3)"),
+    ("TP not dividing a node's GPUs", lambda v: (_add_pool(v, name="l40s", gpuType="l40s", gpusPerNode=4, instanceTypes=["g6e.12xlarge"]),
+                                                 _model(v).update(gpuType="l40s", gpusPerReplica=3)),
+     "models[0].gpusPerReplica", "does not divide the GPUs per node of any l40s pool (l40s: 4)"),
+    ("removed vLLM flag", lambda v: _model(v).update(extraArgs=["--swap-space", "4"]), "models[0].extraArgs[0]", "--swap-space was removed from vLLM before 0.33.0"),
+    ("unknown vLLM flag", lambda v: _model(v).update(extraArgs=["--max-num-seq", "64"]), "models[0].extraArgs[0]", "--max-num-seq is not a vLLM 0.33.0 flag"),
+    ("vLLM flag the platform sets", lambda v: _model(v).update(extraArgs=["--tensor-parallel-size=2"]), "models[0].extraArgs[0]", "set by the platform from gpusPerReplica"),
+    ("vLLM short flag the platform sets", lambda v: _model(v).update(extraArgs=["-tp", "2"]), "models[0].extraArgs[0]", "-tp (= --tensor-parallel-size)"),
+    ("scale-to-zero where the stack forbids it", lambda v: v.update({f"{NS}:modelPolicy": {"allowScaleToZero": False}}),
+     "models[0].scaling.scaleToZero", "this stack does not allow scale-to-zero"),
+    ("scale-to-zero with nothing to wake it", lambda v: _model(v)["scaling"].pop("activeHours"), "models[0].scaling.activeHours", "required with scaleToZero"),
+    ("gated model without HF token", lambda v: _model(v).update(gated=True), "models[0].gated", "needs llm-platform:hfToken"),
+    ("on-demand model, spot-only pools", lambda v: _model(v).update(capacity="on-demand"), "models[0].capacity", "is spot-only (l4-spot, l4-burst)"),
+    ("model in a platform namespace", lambda v: _model(v).update(namespace="monitoring"), "models[0].namespace", "belongs to the platform"),
+    ("models without KEDA", lambda v: _addons(v)["keda"].update(enabled=False), "addons.keda.enabled", "must be true when models are set"),
+    ("models without shared storage", lambda v: _addons(v)["efsCsi"].update(enabled=False), "addons.efsCsi.enabled", "must be true when models are set"),
+    ("image of another vLLM", lambda v: _model(v).update(image="vllm/vllm-openai:v0.10.1"), "models[0].image", "tag v0.10.1 is not vLLM 0.33.x"),
+    ("/dev/shm as large as the pod", lambda v: _model(v).update(resources={"memory": "4Gi", "shmSize": "4Gi"}), "models[0].resources.shmSize",
+     "must be less than the pod memory (4Gi)"),
+    ("model that is neither id nor path", lambda v: _model(v).update(model="llama"), "models[0].model", "is not a Hugging Face id"),
+    ("bad scaling target", lambda v: _model(v)["scaling"].update(kvCacheUsage=1.5), "models[0].scaling.kvCacheUsage", "less than or equal to 0.95"),
     ("MIG on a GPU without MIG", lambda v: _pool(v).update(migProfile="all-1g.10gb"), "gpuPools[0].migProfile", "l4 does not support MIG"),
     ("unknown MIG profile", lambda v: _pool(v).update(migProfile="half"), "gpuPools[0].migProfile", "is not a MIG profile such as all-1g.10gb"),
 ]
@@ -86,6 +107,10 @@ CASES: list[tuple[str, Mutation, str, str]] = [
 
 def _addons(values: dict[str, Any]) -> dict[str, Any]:
     return values[f"{NS}:addons"]
+
+
+def _model(values: dict[str, Any], i: int = 0) -> dict[str, Any]:
+    return values[f"{NS}:models"][i]
 
 
 def _kpool(values: dict[str, Any]) -> dict[str, Any]:
