@@ -329,6 +329,21 @@ def test_triggers_read_queue_and_kv_cache_of_this_model_from_the_stack_prometheu
         assert triggers["queue"]["metadata"]["threshold"] == str(model.scaling.waiting_requests_per_replica)
 
 
+# Trigger metadata is a free-form map in the CRD, so a misspelt key is silently ignored there. These
+# are the keys KEDA v2.20.2's scalers read (pkg/scalers/prometheus_scaler.go, cron_scaler.go).
+KEDA_SCALER_KEYS = {
+    "prometheus": {"serverAddress", "query", "queryParameters", "threshold", "activationThreshold", "namespace",
+                   "customHeaders", "ignoreNullValues", "unsafeSsl", "awsRegion", "timeout", "identityOwner"},
+    "cron": {"start", "end", "timezone", "desiredReplicas"},
+}
+
+
+def test_trigger_metadata_uses_only_keys_the_scalers_read(run, stack_config):
+    for model in _models(stack_config):
+        for trigger in _one(run, "ScaledObject", model)["spec"]["triggers"]:
+            assert set(trigger["metadata"]) <= KEDA_SCALER_KEYS[trigger["type"]], trigger
+
+
 def test_scale_to_zero_only_where_the_stack_allows_it(run, stack_config):
     for model in _models(stack_config):
         spec = _one(run, "ScaledObject", model)["spec"]
