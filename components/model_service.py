@@ -250,6 +250,10 @@ class VllmModelService(pulumi.ComponentResource):
         hardening = k8s.core.v1.SecurityContextArgs(
             allow_privilege_escalation=False, capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])
         )
+        # The server keeps the runtime's default capabilities: the vLLM image runs as root and its
+        # tensor-parallel workers share CUDA memory and /dev/shm across processes; dropping them
+        # is not something vLLM is tested with. No privilege escalation either way.
+        server_security = k8s.core.v1.SecurityContextArgs(allow_privilege_escalation=False)
         weights_mount = k8s.core.v1.VolumeMountArgs(name="weights", mount_path=WEIGHTS_MOUNT, read_only=True)
         return k8s.core.v1.PodSpecArgs(
             service_account_name=service_account,
@@ -290,7 +294,7 @@ class VllmModelService(pulumi.ComponentResource):
                         # Keep serving while endpoints drop this pod; SIGTERM then drains (--shutdown-timeout).
                         pre_stop=k8s.core.v1.LifecycleHandlerArgs(sleep=k8s.core.v1.SleepActionArgs(seconds=timing.pre_stop_seconds))
                     ),
-                    security_context=hardening,
+                    security_context=server_security,
                     volume_mounts=[weights_mount, k8s.core.v1.VolumeMountArgs(name="dshm", mount_path="/dev/shm")],
                     **probes(timing),
                 )
