@@ -30,7 +30,7 @@ from .config_errors import (
     raise_problems,
 )
 from .addon_config import AddonsConfig
-from .model_config import RESERVED_NAMESPACES, ModelConfig, ModelPolicy
+from .model_config import RESERVED_NAMESPACES, ModelConfig, ModelPolicy, tensor_parallel_fits
 from .config_types import (
     DNS_LABEL,
     ConfigModel,
@@ -410,7 +410,7 @@ class StackConfig(ConfigModel):
                 "(tensor parallelism does not span nodes)",
             )
             return
-        fitting = [p for p in pools if p.gpus_per_node >= tp and p.gpus_per_node % tp == 0]
+        fitting = [p for p in pools if tensor_parallel_fits(tp, p.gpus_per_node)]
         if not fitting:
             sizes = ", ".join(f"{p.name}: {p.gpus_per_node}" for p in pools)
             yield (

@@ -37,6 +37,12 @@ RESERVED_NAMESPACES = frozenset(
 _MEMORY_UNITS = {"Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 
+def tensor_parallel_fits(gpus_per_replica: int, gpus_per_node: int) -> bool:
+    """Whether replicas of this TP size use a node's GPUs whole: TP cannot span nodes, and a size
+    that does not divide the node's count leaves GPUs no replica can take."""
+    return gpus_per_node >= gpus_per_replica and gpus_per_node % gpus_per_replica == 0
+
+
 def memory_bytes(quantity: str) -> int:
     number, unit = re.fullmatch(r"(\d+)(Mi|Gi|Ti)", quantity).groups()
     return int(number) * _MEMORY_UNITS[unit]

@@ -20,8 +20,9 @@ from .gpu_scheduling import (
     LABEL_GPU_TYPE,
     SPOT_TAINT,
     GpuPoolPlacement,
+    Taint,
 )
-from .model_config import ModelConfig
+from .model_config import ModelConfig, tensor_parallel_fits
 
 GPU_RESOURCE = "nvidia.com/gpu"
 VLLM_PORT = 8000
@@ -98,21 +99,26 @@ def vllm_args(model: ModelConfig) -> list[str]:
 def model_placements(model: ModelConfig, placements: tuple[GpuPoolPlacement, ...]) -> list[GpuPoolPlacement]:
     """The pools this model's pods may land on: its GPU type, whole GPUs, a node size its tensor
     parallelism divides, capacity it accepts, and no taint it does not tolerate."""
-    tolerated = {GPU_TAINT, SPOT_TAINT} if model.allows_spot else {GPU_TAINT}
+    tolerated = set(tolerated_taints(model))
     return [
         p
         for p in placements
         if p.gpu_type == model.gpu_type
         and p.mig_profile is None
-        and p.gpus_per_node % model.gpus_per_replica == 0
+        and tensor_parallel_fits(model.gpus_per_replica, p.gpus_per_node)
         and set(p.taints) <= tolerated
     ]
 
 
-def tolerations(model: ModelConfig) -> list[k8s.core.v1.TolerationArgs]:
+def tolerated_taints(model: ModelConfig) -> tuple[Taint, ...]:
     """The GPU taint always; the spot taint only when the model accepts interruption."""
-    taints = [GPU_TAINT, SPOT_TAINT] if model.allows_spot else [GPU_TAINT]
-    return [k8s.core.v1.TolerationArgs(key=t.key, operator="Equal", value=t.value, effect=t.effect) for t in taints]
+    return (GPU_TAINT, SPOT_TAINT) if model.allows_spot else (GPU_TAINT,)
+
+
+def tolerations(model: ModelConfig) -> list[k8s.core.v1.TolerationArgs]:
+    return [
+        k8s.core.v1.TolerationArgs(key=t.key, operator="Equal", value=t.value, effect=t.effect) for t in tolerated_taints(model)
+    ]
 
 
 def affinity(model: ModelConfig, pools: list[GpuPoolPlacement]) -> k8s.core.v1.AffinityArgs:
