@@ -279,6 +279,16 @@ def node_group_resource_name(cluster_name: str, pool_name: str) -> str:
     return f"{cluster_name}-gpu-{pool_name}"
 
 
+class InstancePrice(ConfigModel):
+    """A price that replaces the dated table's (a negotiated discount, a region the table lacks)."""
+
+    on_demand: float | None = Field(None, gt=0, le=1000, description="USD per instance-hour on demand.")
+    spot: float | None = Field(None, gt=0, le=1000, description="Typical USD per instance-hour on spot.")
+
+    def as_table_entry(self) -> dict[str, float]:
+        return {key: value for key, value in (("onDemand", self.on_demand), ("spot", self.spot)) if value is not None}
+
+
 class StackConfig(ConfigModel):
     """Everything one stack (one environment) says: `llm-platform:<field>` keys in `Pulumi.<stack>.yaml`."""
 
@@ -291,6 +301,9 @@ class StackConfig(ConfigModel):
     models: list[ModelConfig] = Field(default_factory=list, description="vLLM model services, one VllmModelService each.")
     model_policy: ModelPolicy = Field(ModelPolicy(), description="Stack-wide rules for model services.")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags on every cloud resource.")
+    prices: dict[InstanceTypeName, InstancePrice] = Field(
+        default_factory=dict, description="Instance prices that override the dated price table in the cost estimate."
+    )
     hf_token: SecretStr | None = Field(
         None,
         description="Hugging Face token for gated models. Set it with `pulumi config set --secret llm-platform:hfToken`.",

@@ -12,6 +12,7 @@ from components.addons import AddonsContract, build_addons
 from components.cluster import build_cluster
 from components.cluster_contract import ClusterContract
 from components.config import CONFIG_NAMESPACE, StackConfig, parse_stack_config
+from components.cost import estimate_cost
 from components.models import ModelServices, model_platform
 
 
@@ -72,6 +73,10 @@ def build_platform(cfg: StackConfig) -> tuple[ClusterContract, AddonsContract]:
         pulumi.export("sharedWeightsStorageClass", addons.shared_weights_storage_class)
     if cfg.models:
         build_models(cfg, cluster, addons)
+    cost = estimate_cost(cfg)
+    for warning in cost.warnings:
+        pulumi.log.warn(f"cost estimate: {warning}")
+    pulumi.export("cost", cost.as_output())
     return cluster, addons
 
 

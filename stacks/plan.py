@@ -1,7 +1,8 @@
 """The offline plan: what `pulumi preview` would create, as a tree, as JSON, or as rendered objects.
 
 Output contracts (kept stable; reviewers diff them):
-- text: a tree of components and resources (type, name), then counts by type, then stack outputs.
+- text: a tree of components and resources (type, name), then counts by type, then stack outputs,
+  then the `cost` output as a table (per pool and capacity type, at minimum and maximum scale).
 - `--json FILE`: {"stack", "project", "preview", "resources": [{"urn", "type", "name", "parent",
   "dependencies", "protect", "custom", "inputs"}], "outputs"}; resources in tree order (depth
   first, siblings by type then name), inputs with wire (camelCase) names, keys sorted.
@@ -64,7 +65,32 @@ def render_text(run: ProgramRun) -> str:
         for key, value in run.outputs.items():
             shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
             lines.append(f"  {key}: {shown}")
+    cost = run.outputs.get("cost")
+    if isinstance(cost, dict):
+        lines += ["", *cost_table(cost)]
     return "\n".join(lines) + "\n"
+
+
+def cost_table(cost: dict[str, Any]) -> list[str]:
+    """The `cost` output as a table: per pool and capacity type, at minimum and maximum scale."""
+    header = f"  {'pool':<16}{'kind':<11}{'capacity':<11}{'instance':<16}{'nodes':>7}{'$/h min':>11}{'$/h max':>11}"
+    lines = [
+        f"Cost estimate ({cost['currency']}, EC2 prices as of {cost['pricesAsOf']}, {cost['region']}; "
+        f"compute only, not: {', '.join(cost['notIncluded'])}):",
+        header,
+    ]
+    for pool in cost["pools"]:
+        nodes = f"{pool['nodes']['min']}-{pool['nodes']['max']}"
+        lines.append(
+            f"  {pool['pool']:<16}{pool['kind']:<11}{pool['capacityType']:<11}{pool['instanceType']:<16}{nodes:>7}"
+            f"{pool['atMinimum']['perHour']:>11,.2f}{pool['atMaximum']['perHour']:>11,.2f}"
+        )
+    low, high, saving = cost["atMinimum"], cost["atMaximum"], cost["spotSavingAtMaximum"]
+    lines.append(f"  {'total per hour':<61}{low['perHour']:>11,.2f}{high['perHour']:>11,.2f}")
+    lines.append(f"  {'total per month (' + str(cost['hoursPerMonth']) + ' h)':<61}{low['perMonth']:>11,.0f}{high['perMonth']:>11,.0f}")
+    lines.append(f"  spot saving at maximum scale: {saving['perHour']:,.2f}/h, {saving['perMonth']:,.0f}/month (vs the same nodes on demand)")
+    lines += [f"  warning: {w}" for w in cost["warnings"]]
+    return lines
 
 
 def plan_document(run: ProgramRun) -> dict[str, Any]:

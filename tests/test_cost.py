@@ -1,0 +1,114 @@
+"""The cost estimate: a dated price for every supported type, totals that add up, warnings instead
+of silent zeros, overrides from config, and the table the plan prints."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from components.config import ConfigError
+from components.cost import HOURS_PER_MONTH
+from components.gpu_catalog import gpu_instance, gpu_instance_names
+from components.pricing import hourly_price, price_table
+from conftest import PROJECT_DIR, dev_config_values, program_run, stack_from
+from stacks.offline import run_program
+
+NS = "llm-platform"
+UNPRICED = {"p5e.48xlarge"}  # no published on-demand price in the table's sources (see its header)
+
+
+def test_every_supported_gpu_type_has_a_dated_on_demand_price_in_the_stack_regions():
+    table = price_table()
+    assert table.as_of and table.sources["on-demand"] and table.sources["spot"]
+    for region in ("us-east-1", "us-west-2"):
+        missing = {
+            name for name in gpu_instance_names()
+            if gpu_instance(name).cloud == "aws" and hourly_price(region, name, "on-demand") is None
+        }
+        assert missing == UNPRICED, (region, missing)
+
+
+def test_spot_is_cheaper_than_on_demand_where_both_are_known():
+    for region, types in price_table().regions.items():
+        for name, prices in types.items():
+            if "spot" in prices and "onDemand" in prices:
+                assert 0 < prices["spot"] <= prices["onDemand"], (region, name)
+
+
+def test_shipped_stacks_are_fully_priced_and_add_up(run):
+    cost = run.outputs["cost"]
+    assert cost["warnings"] == []
+    pools = cost["pools"]
+    for scale in ("atMinimum", "atMaximum"):
+        assert abs(sum(p[scale]["perHour"] for p in pools) - cost[scale]["perHour"]) < 0.01 * len(pools)
+        assert abs(cost[scale]["perMonth"] - cost[scale]["perHour"] * HOURS_PER_MONTH) < HOURS_PER_MONTH * 0.01
+    for pool in pools:
+        assert pool["nodePricePerHour"] > 0
+        assert abs(pool["atMaximum"]["perHour"] - pool["nodes"]["max"] * pool["nodePricePerHour"]) < 0.01
+    assert cost["atMinimum"]["perHour"] <= cost["atMaximum"]["perHour"]
+
+
+def test_pools_are_priced_by_how_they_launch_nodes(stack_config, run):
+    rows = {p["pool"]: p for p in run.outputs["cost"]["pools"]}
+    region = stack_config.region
+    for pool in stack_config.gpu_pools:
+        row = rows[pool.name]
+        assert (row["nodes"]["min"], row["nodes"]["max"]) == (pool.min_size, pool.max_size)
+        if pool.capacity_type == "on-demand":  # prioritized: the first listed type
+            assert row["instanceType"] == pool.instance_types[0]
+        else:  # any listed type: the dearest spot price is the ceiling
+            assert row["nodePricePerHour"] == max(hourly_price(region, t, "spot") for t in pool.instance_types)
+    for kpool in stack_config.addons.karpenter.node_pools:
+        row = rows[kpool.name]
+        assert row["nodes"] == {"min": 0, "max": kpool.max_gpus // kpool.gpus_per_node}
+        assert row["capacityType"] == kpool.capacity_types[0]
+        assert row["nodePricePerHour"] == min(hourly_price(region, t, row["capacityType"]) for t in kpool.instance_types)
+
+
+def test_spot_saving_is_what_the_same_nodes_cost_more_on_demand(stack_config, run):
+    cost = run.outputs["cost"]
+    expected = sum(
+        p["nodes"]["max"] * (hourly_price(stack_config.region, p["instanceType"], "on-demand") - p["nodePricePerHour"])
+        for p in cost["pools"]
+        if p["capacityType"] == "spot"
+    )
+    assert expected > 0 and abs(cost["spotSavingAtMaximum"]["perHour"] - expected) < 0.01
+
+
+def test_missing_price_is_a_warning_naming_the_type_never_a_silent_zero():
+    values = dev_config_values()
+    values[f"{NS}:region"] = "eu-north-1"
+    values[f"{NS}:cluster"]["network"]["availabilityZones"] = ["eu-north-1a", "eu-north-1b"]
+    run = run_program(stack_from(values), preview=True)
+    assert run.error is None, run.error
+    warnings = run.outputs["cost"]["warnings"]
+    assert any("no on-demand price for m7i.large in eu-north-1" in w and "llm-platform:prices.m7i.large" in w for w in warnings)
+    assert any("g6.xlarge" in w for w in warnings)
+
+
+def test_prices_can_be_overridden_in_config():
+    values = dev_config_values()
+    values[f"{NS}:prices"] = {"g6.xlarge": {"spot": 0.1}, "m7i.large": {"onDemand": 0.05}}
+    run = run_program(stack_from(values), preview=True)
+    assert run.error is None, run.error
+    rows = {p["pool"]: p for p in run.outputs["cost"]["pools"]}
+    assert rows["l4-burst"]["nodePricePerHour"] == 0.1 and rows["system"]["nodePricePerHour"] == 0.05
+
+
+def test_bad_price_override_is_a_config_error():
+    values = dev_config_values()
+    values[f"{NS}:prices"] = {"g6.xlarge": {"spot": -1}}
+    run = run_program(stack_from(values), preview=True)
+    assert isinstance(run.error, ConfigError)
+    assert "llm-platform:prices['g6.xlarge'].spot" in str(run.error)
+
+
+def test_plan_prints_the_cost_table():
+    proc = subprocess.run(
+        [sys.executable, "-m", "stacks", "plan", "prod"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+    )
+    table = proc.stdout.split("Cost estimate", 1)[1]
+    cost = program_run("prod", "preview").outputs["cost"]
+    for pool in cost["pools"]:
+        assert pool["pool"] in table and pool["instanceType"] in table
+    assert f"{cost['atMaximum']['perHour']:,.2f}" in table and "spot saving at maximum scale" in table
