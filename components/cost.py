@@ -109,11 +109,9 @@ def estimate_cost(cfg: StackConfig) -> CostEstimate:
         return value
 
     def priced(types: list[str], capacity: Capacity, pick) -> tuple[str, float | None]:
-        known = [(t, hourly_price(cfg.region, t, capacity, overrides)) for t in types]
+        known = [(t, price(t, capacity)) for t in types]  # warns for each type without a price
         with_price = [(t, p) for t, p in known if p is not None]
-        if not with_price:
-            return types[0], price(types[0], capacity)
-        return pick(with_price, key=lambda tp: tp[1])
+        return pick(with_price, key=lambda tp: tp[1]) if with_price else (types[0], None)
 
     pools: list[PoolCost] = []
     system = cfg.system_pool

@@ -86,6 +86,20 @@ def test_missing_price_is_a_warning_naming_the_type_never_a_silent_zero():
     assert any("g6.xlarge" in w for w in warnings)
 
 
+def test_a_pool_type_without_a_price_is_named_even_when_others_are_priced():
+    values = dev_config_values()
+    values[f"{NS}:region"] = "eu-north-1"  # not in the table: only the override below is known
+    values[f"{NS}:cluster"]["network"]["availabilityZones"] = ["eu-north-1a", "eu-north-1b"]
+    values[f"{NS}:addons"]["karpenter"]["nodePools"][0]["instanceTypes"] = ["g6.xlarge", "g6.2xlarge"]
+    values[f"{NS}:prices"] = {"g6.xlarge": {"spot": 0.3, "onDemand": 0.8}}
+    run = run_program(stack_from(values), preview=True)
+    assert run.error is None, run.error
+    cost = run.outputs["cost"]
+    (burst,) = [p for p in cost["pools"] if p["pool"] == "l4-burst"]
+    assert burst["instanceType"] == "g6.xlarge" and burst["nodePricePerHour"] == 0.3
+    assert any("no spot price for g6.2xlarge in eu-north-1" in w for w in cost["warnings"])
+
+
 def test_prices_can_be_overridden_in_config():
     values = dev_config_values()
     values[f"{NS}:prices"] = {"g6.xlarge": {"spot": 0.1}, "m7i.large": {"onDemand": 0.05}}
