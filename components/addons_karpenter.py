@@ -29,7 +29,7 @@ from .aws_network import KARPENTER_DISCOVERY_TAG
 from .charts import KARPENTER, addon_namespace, pinned_release
 from .cluster_contract import ClusterContract
 from .gpu_catalog import gpu_instance
-from .gpu_scheduling import GpuPoolPlacement, gpu_pool_placement
+from .gpu_scheduling import ZONE_LABEL, GpuPoolPlacement, gpu_pool_placement
 from .karpenter_iam import CONTROLLER_POLICIES, INTERRUPTION_EVENTS, KarpenterScope
 
 NAMESPACE = "karpenter"
@@ -118,7 +118,7 @@ def nodepool_spec(pool: KarpenterNodePoolConfig, placement: GpuPoolPlacement, zo
                     {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": list(pool.instance_types)},
                     {"key": "karpenter.sh/capacity-type", "operator": "In", "values": [placement.capacity_type]},
                     {"key": "kubernetes.io/arch", "operator": "In", "values": [arch]},
-                    {"key": "topology.kubernetes.io/zone", "operator": "In", "values": list(zones)},
+                    {"key": ZONE_LABEL, "operator": "In", "values": list(zones)},
                 ],
                 "taints": [{"key": t.key, "value": t.value, "effect": t.effect} for t in placement.taints],
                 "expireAfter": pool.expire_after,

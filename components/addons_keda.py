@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 from .addon_config import KedaAddon
 from .charts import KEDA, addon_namespace, pinned_release
 from .cluster_contract import ClusterContract
+from .gpu_scheduling import ZONE_LABEL
 
 NAMESPACE = "keda"
 RELEASE = "keda"
@@ -43,7 +44,7 @@ def keda_values(cfg: KedaAddon, cluster: ClusterContract) -> dict:
             key: [
                 {
                     "maxSkew": 1,
-                    "topologyKey": "topology.kubernetes.io/zone",
+                    "topologyKey": ZONE_LABEL,
                     "whenUnsatisfiable": "ScheduleAnyway",
                     "labelSelector": {"matchLabels": {"app": app}},
                 }

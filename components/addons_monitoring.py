@@ -23,6 +23,7 @@ from .addon_config import PrometheusAdapterAddon, PrometheusAddon
 from .charts import KUBE_PROMETHEUS_STACK, PROMETHEUS_ADAPTER, addon_namespace, pinned_release
 from .cluster_contract import ClusterContract
 from .dashboards import DASHBOARD_LABEL, DASHBOARD_LABEL_VALUE, DASHBOARDS, dashboard_json
+from .gpu_scheduling import ZONE_LABEL
 
 NAMESPACE = "monitoring"
 RELEASE = "kube-prometheus-stack"
@@ -33,7 +34,6 @@ GRAFANA_ADMIN_SECRET = "grafana-admin"
 PROMETHEUS_SERVICE = f"{RELEASE}-prometheus"
 PROMETHEUS_PORT = 9090
 PROMETHEUS_URL = f"http://{PROMETHEUS_SERVICE}.{NAMESPACE}.svc:{PROMETHEUS_PORT}"
-ZONE_KEY = "topology.kubernetes.io/zone"
 
 # vLLM's gauges as per-pod custom metrics (custom.metrics.k8s.io) for plain HPAs. No external
 # rules: KEDA's metrics server owns external.metrics.k8s.io, and only one APIService can.
@@ -82,7 +82,7 @@ def kube_prometheus_stack_values(cfg: PrometheusAddon, cluster: ClusterContract)
                 "scrapeConfigSelectorNilUsesHelmValues": False,
                 "nodeSelector": system,
                 "podAntiAffinity": spread,
-                "podAntiAffinityTopologyKey": ZONE_KEY,
+                "podAntiAffinityTopologyKey": ZONE_LABEL,
                 "resources": {"requests": {"cpu": "500m", "memory": "2Gi"}},
             }
         },
@@ -92,7 +92,7 @@ def kube_prometheus_stack_values(cfg: PrometheusAddon, cluster: ClusterContract)
                 "storage": _volume(cluster.block_storage_class, 10),
                 "nodeSelector": system,
                 "podAntiAffinity": "hard" if cfg.alertmanager_replicas > 1 else "soft",
-                "podAntiAffinityTopologyKey": ZONE_KEY,
+                "podAntiAffinityTopologyKey": ZONE_LABEL,
             }
         },
         "grafana": {

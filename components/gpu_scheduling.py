@@ -27,6 +27,10 @@ LABEL_CAPACITY_TYPE = f"{LABEL_DOMAIN}/capacity-type"
 # Read by the GPU Operator's MIG manager: which profile of its mig-parted config to apply to a node.
 MIG_CONFIG_LABEL = "nvidia.com/mig.config"
 
+# Kubernetes' well-known node labels, for spreading replicas.
+ZONE_LABEL = "topology.kubernetes.io/zone"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+
 NODE_ROLE_SYSTEM = "system"
 NODE_ROLE_GPU = "gpu"
 

@@ -15,10 +15,12 @@ import pulumi_kubernetes as k8s
 from .config_types import duration_seconds
 from .gpu_scheduling import (
     GPU_TAINT,
+    HOSTNAME_LABEL,
     LABEL_CAPACITY_TYPE,
     LABEL_GPU_COUNT,
     LABEL_GPU_TYPE,
     SPOT_TAINT,
+    ZONE_LABEL,
     GpuPoolPlacement,
     Taint,
 )
@@ -29,8 +31,6 @@ VLLM_PORT = 8000
 PORT_NAME = "http-openai"  # the OpenAI-compatible API (and /metrics, /health)
 WEIGHTS_MOUNT = "/weights"
 COMPLETE_MARKER = ".llm-platform-complete"  # written by the download Job after the last file
-ZONE_KEY = "topology.kubernetes.io/zone"
-HOSTNAME_KEY = "kubernetes.io/hostname"
 
 # After a pod is marked terminating, Services, kube-proxy and ingress controllers take a few seconds
 # to stop sending it traffic; vLLM keeps serving during this sleep, then drains on SIGTERM.
@@ -168,7 +168,7 @@ def topology_spread(selector: dict[str, str]) -> list[k8s.core.v1.TopologySpread
             label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
             match_label_keys=["pod-template-hash"],
         )
-        for key in (ZONE_KEY, HOSTNAME_KEY)
+        for key in (ZONE_LABEL, HOSTNAME_LABEL)
     ]
 
 

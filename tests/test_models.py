@@ -4,6 +4,7 @@ a model survives a rollout, a spot reclaim and a traffic spike, against the pinn
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from components.addons_gpu import DCGM_COUNTERS
 from components.addons_monitoring import NAMESPACE as MONITORING_NAMESPACE
+from components.config_types import duration_seconds
 from components.dashboards import VLLM_DASHBOARD
 from components.gpu_scheduling import GPU_TAINT, LABEL_CAPACITY_TYPE, LABEL_GPU_COUNT, LABEL_GPU_TYPE, SPOT_TAINT
 from components.vllm_flags import (
@@ -94,8 +96,6 @@ def test_flag_tables_agree_with_the_released_parser():
     assert not set(REMOVED_FLAGS) & published, set(REMOVED_FLAGS) & published
     assert not ALLOWED_EXTRA_FLAGS & (set(PLATFORM_FLAGS) | set(RULED_OUT_FLAGS))
     assert {"--swap-space", "--num-scheduler-steps"} <= set(REMOVED_FLAGS)
-    import json
-
     records = json.loads((require_upstream() / "vllm/vllm-cli-flags.json").read_text())["arguments"]
     aliases = {alias: rec["flags"][-1] for rec in records for alias in rec["short_aliases"]}
     for short, long in SHORT_ALIASES.items():
@@ -141,7 +141,7 @@ def test_args_carry_the_typed_config(run, stack_config):
         assert _arg(container, "--kv-cache-dtype") == model.kv_cache_dtype
         if model.max_model_len:
             assert _arg(container, "--max-model-len") == str(model.max_model_len)
-        assert container["args"][-len(model.extra_args) or len(container["args"]) :] == (model.extra_args or [])
+        assert container["args"][len(container["args"]) - len(model.extra_args) :] == model.extra_args
         assert {"name": "HF_HUB_OFFLINE", "value": "1"} in container["env"]
 
 
@@ -159,8 +159,6 @@ def test_grace_period_covers_prestop_and_drain(run, stack_config):
 
 
 def test_liveness_never_kills_a_loading_model(run, stack_config):
-    from components.config_types import duration_seconds
-
     for model in _models(stack_config):
         deployment = _one(run, "Deployment", model)
         container = _vllm_container(deployment)
