@@ -25,6 +25,7 @@ class GpuModel:
     key: str
     vendor_name: str
     memory_gb: int
+    cuda_total_gib: float  # what vLLM multiplies by --gpu-memory-utilization (see the data file)
     mig_capable: bool = False
 
 
@@ -41,7 +42,9 @@ class GpuInstanceType:
 def _load() -> tuple[dict[str, GpuModel], dict[str, GpuInstanceType]]:
     raw = yaml.safe_load(_DATA.read_text())
     gpus = {
-        key: GpuModel(key=key, vendor_name=g["vendorName"], memory_gb=int(g["memoryGb"]), mig_capable=bool(g.get("mig", False)))
+        key: GpuModel(key=key, vendor_name=g["vendorName"], memory_gb=int(g["memoryGb"]),
+            cuda_total_gib=float(g["cudaTotalGib"]),
+            mig_capable=bool(g.get("mig", False)))
         for key, g in raw["gpus"].items()
     }
     instances: dict[str, GpuInstanceType] = {}

@@ -1,0 +1,54 @@
+"""How close the capacity planner comes to real vLLM start-ups (issue 5's accuracy figures).
+
+Replays every case of tests/fixtures/vllm_startup_cases.yaml through the memory model and prints,
+per case, predicted against logged weights, KV-cache GiB and KV tokens, and the fit verdict for
+the cases that failed to start; then the mean absolute error of KV tokens over the `calibrate`
+cases. tests/test_memory_model.py gates on the same numbers.
+
+    venv/bin/python benchmarks/planner_accuracy.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from components.planner_cases import mean_abs, replay_all  # noqa: E402
+
+
+def main() -> None:
+    results = replay_all()
+    token_errors, weight_errors = [], []
+    print(f"{'case':48} {'use':9} {'weights GiB':>15} {'KV GiB':>15} {'KV tokens':>21} {'err':>7}  verdict")
+    for r in results:
+        if r.predicted is None:
+            note = "layout only" if r.use == "layout" else "excluded"
+            print(f"{r.id[:48]:48} {r.use:9} {'':>15} {'':>15} {'':>21} {'':>7}  {note}")
+            continue
+        p, o = r.predicted, r.observed
+        w = f"{p.weights_gib:6.2f}/{o['weights_gib']:6.2f}" if "weights_gib" in o else f"{p.weights_gib:6.2f}/     -"
+        kv = f"{p.kv_cache_gib:6.2f}/{o['kv_cache_gib']:6.2f}" if "kv_cache_gib" in o else f"{p.kv_cache_gib:6.2f}/     -"
+        tok = f"{p.kv_cache_tokens:>9}/{int(o['kv_cache_tokens']):>9}" if "kv_cache_tokens" in o else f"{p.kv_cache_tokens:>9}/        -"
+        err = r.error("kv_cache_tokens")
+        if r.use == "calibrate" and err is not None:
+            token_errors.append(err)
+        if r.error("weights_gib") is not None:
+            weight_errors.append(r.error("weights_gib"))
+        verdict = "fits" if p.fits else "does not fit"
+        if r.use == "fail":
+            verdict += " (failed in reality: " + ("OK" if not p.fits else "MISSED") + ")"
+        print(f"{r.id[:48]:48} {r.use:9} {w:>15} {kv:>15} {tok:>21} {'' if err is None else f'{err:+.1%}':>7}  {verdict}")
+    fails = [r for r in results if r.use == "fail"]
+    caught = sum(1 for r in fails if r.predicted and not r.predicted.fits)
+    print()
+    print(f"KV-cache tokens, mean absolute error over {len(token_errors)} calibrate cases: {mean_abs(token_errors):.2%}"
+          f" (worst {max(abs(e) for e in token_errors):.1%})")
+    print(f"Weights, mean absolute error over {len(weight_errors)} cases: {mean_abs(weight_errors):.2%}")
+    print(f"Cases that failed to start, predicted not to fit: {caught}/{len(fails)}")
+    print(f"Excluded cases (reasons in the fixture): {sum(1 for r in results if r.use == 'excluded')}")
+
+
+if __name__ == "__main__":
+    main()

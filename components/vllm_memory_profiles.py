@@ -1,0 +1,135 @@
+"""vLLM's start-up memory rules, keyed by version (`data/vllm_memory.yaml`).
+
+What vLLM reserves before the KV cache changed between releases: the V1 engine replaced V0's
+profiling, and since 0.21 the CUDA-graph pool is measured and subtracted before the KV cache is
+sized. So the terms that differ by release (activation peak per token, sampler working set,
+non-torch growth per extra rank, CUDA-graph pool, default batch sizes) are data with their
+evidence, and the planner picks the profile whose `since` is the newest at or below the version.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+_DATA = Path(__file__).parent / "data" / "vllm_memory.yaml"
+
+
+@dataclass(frozen=True)
+class BatchDefaults:
+    max_num_batched_tokens: int
+    max_num_seqs: int
+
+
+@dataclass(frozen=True)
+class BatchTier:
+    """`vllm serve` defaults for GPUs of at least `min_gib` (EngineArgs' batch defaults by device)."""
+
+    min_gib: float
+    excluded: tuple[str, ...]  # GPU names kept in a lower tier whatever their size (A100)
+    defaults: BatchDefaults
+
+
+@dataclass(frozen=True)
+class MemoryProfile:
+    since: str
+    engine: str
+    block_size: int
+    chunked_prefill: bool  # without it (V0) the profile batch is at least max-model-len tokens
+    chunked_prefill_above_len: int  # V0: longer max-model-len turns chunked prefill on anyway
+    batch_tiers: tuple[BatchTier, ...]  # biggest first; the last has min_gib 0
+    forward_bytes_per_token: dict[str, float]  # multipliers of activation bytes per token: hidden, mlp, experts
+    sampler_bytes_per_logit: float  # the dummy sampler run over max_num_seqs × vocab logits, sorting top-k/top-p in torch
+    sampler_bytes_per_logit_flashinfer: float  # the same with FlashInfer's sort-free top-k/top-p kernels
+    flashinfer_sampler: bool  # whether the release's usual install (the official image) samples with FlashInfer
+    activation_floor_gib: float
+    non_torch_gib: float
+    non_torch_per_extra_rank_gib: float
+    cuda_graph_subtracted: bool
+    cuda_graph_gib: float
+    cuda_graph_per_layer_gib: float
+    sliding_inflight_batches: int  # batches in flight a sliding-window layer must hold beside its window
+    null_block: bool  # one block reserved, so a request needs one more than its own
+    tokens_from_concurrency: bool  # "GPU KV cache size" = max concurrency x max-model-len (else blocks // groups x block)
+    evidence: str
+
+    def batch_defaults(self, gpu_memory_gib: float, gpu_name: str | None) -> BatchDefaults:
+        name = (gpu_name or "").lower()
+        for tier in self.batch_tiers:
+            if gpu_memory_gib >= tier.min_gib and not any(x in name for x in tier.excluded):
+                return tier.defaults
+        return self.batch_tiers[-1].defaults
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """'0.10.1.1' -> (0, 10, 1, 1); dev/rc suffixes are dropped ('0.29.1rc1.dev17+g…' -> (0, 29, 1))."""
+    parts = []
+    for piece in version.split("+", 1)[0].split("."):
+        match = re.match(r"\d+", piece)
+        if not match:
+            break
+        parts.append(int(match.group()))
+        if match.group() != piece:
+            break
+    if not parts:
+        raise ValueError(f"vLLM version {version!r} is not a release number such as 0.33.0")
+    return tuple(parts)
+
+
+@cache
+def _profiles() -> tuple[MemoryProfile, ...]:
+    raw = yaml.safe_load(_DATA.read_text())
+    out = []
+    for p in raw["profiles"]:
+        out.append(
+            MemoryProfile(
+                since=str(p["since"]),
+                engine=p["engine"],
+                block_size=int(p["blockSize"]),
+                chunked_prefill=bool(p["chunkedPrefill"]),
+                chunked_prefill_above_len=int(p["chunkedPrefillAboveLen"]),
+                batch_tiers=tuple(_tier(t) for t in p["batchDefaults"]),
+                forward_bytes_per_token={k: float(v) for k, v in p["activation"]["forwardPerToken"].items()},
+                sampler_bytes_per_logit=float(p["activation"]["samplerBytesPerLogit"]["torch"]),
+                sampler_bytes_per_logit_flashinfer=float(p["activation"]["samplerBytesPerLogit"]["flashinfer"]),
+                flashinfer_sampler=bool(p["activation"]["flashinferSampler"]),
+                activation_floor_gib=float(p["activation"]["floorGib"]),
+                non_torch_gib=float(p["nonTorch"]["baseGib"]),
+                non_torch_per_extra_rank_gib=float(p["nonTorch"]["perExtraRankGib"]),
+                cuda_graph_subtracted=bool(p["cudaGraph"]["subtracted"]),
+                cuda_graph_gib=float(p["cudaGraph"]["baseGib"]),
+                cuda_graph_per_layer_gib=float(p["cudaGraph"]["perLayerGib"]),
+                sliding_inflight_batches=int(p["kvCache"]["slidingInflightBatches"]),
+                null_block=bool(p["kvCache"]["nullBlock"]),
+                tokens_from_concurrency=bool(p["kvCache"]["tokensFromConcurrency"]),
+                evidence=str(p["evidence"]),
+            )
+        )
+    return tuple(sorted(out, key=lambda prof: version_key(prof.since)))
+
+
+def _tier(raw: dict) -> BatchTier:
+    return BatchTier(
+        min_gib=float(raw.get("minGib", 0)),
+        excluded=tuple(str(x).lower() for x in raw.get("except", [])),
+        defaults=BatchDefaults(max_num_batched_tokens=int(raw["maxNumBatchedTokens"]), max_num_seqs=int(raw["maxNumSeqs"])),
+    )
+
+
+def memory_profile(version: str, engine: str | None = None) -> MemoryProfile:
+    """The newest profile at or below `version`; `engine` picks V0 in the releases that still
+    offered it beside V1 (VLLM_USE_V1=0, up to 0.10)."""
+    key = version_key(version)
+    profiles = _profiles()
+    chosen = [p for p in profiles if version_key(p.since) <= key and (engine is None or p.engine == engine)]
+    if not chosen:
+        raise ValueError(f"vLLM {version} is older than the oldest modelled release ({profiles[0].since})")
+    return chosen[-1]
+
+
+def profile_versions() -> list[str]:
+    return [p.since for p in _profiles()]
