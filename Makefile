@@ -3,7 +3,7 @@ VENV ?= venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: venv plan plan-json test lint bench docs schema
+.PHONY: venv plan plan-json test lint bench bench-planner docs schema
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -26,6 +26,9 @@ lint: venv
 
 bench: venv
 	$(PY) benchmarks/plan_bench.py
+
+bench-planner: venv  ## the capacity planner against real vLLM start-up logs
+	$(PY) benchmarks/planner_accuracy.py
 
 docs: venv  ## regenerate the README's config reference from the schema
 	$(PY) -m stacks config-reference --write README.md

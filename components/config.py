@@ -31,6 +31,7 @@ from .config_errors import (
 )
 from .addon_config import AddonsConfig
 from .model_config import RESERVED_NAMESPACES, ModelConfig, ModelPolicy, tensor_parallel_fits
+from .model_fit import fit_problem
 from .config_types import (
     DNS_LABEL,
     ConfigModel,
@@ -438,6 +439,9 @@ class StackConfig(ConfigModel):
                 f"on-demand, but every {model.gpu_type} pool with {tp}+ GPUs per node is spot-only "
                 f"({', '.join(p.name for p in fitting)}); add an on-demand pool or allow spot",
             )
+        memory = fit_problem(model)
+        if memory:
+            yield (("maxModelLen" if model.max_model_len else "gpusPerReplica",), memory)
 
 
 @dataclass(frozen=True)

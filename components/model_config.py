@@ -154,7 +154,7 @@ class ModelConfig(ConfigModel):
     gpus_per_replica: int = Field(1, ge=1, le=8, description="GPUs per replica = vLLM --tensor-parallel-size (one node).")
     max_model_len: int | None = Field(None, ge=256, le=10_000_000, description="--max-model-len (default: the model's own).")
     gpu_memory_utilization: float = Field(0.90, ge=0.5, le=0.98, description="--gpu-memory-utilization: GPU memory vLLM may use.")
-    max_num_seqs: int | None = Field(None, ge=1, le=4096, description="--max-num-seqs: concurrent sequences per replica (default: vLLM's).")
+    max_num_seqs: int | None = Field(None, ge=1, le=4096, description="--max-num-seqs: concurrent sequences per replica (default: derived from the predicted KV cache, room for each to reach a quarter of maxModelLen, at most vLLM's default).")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("auto", description="--dtype of weights and activations.")
     quantization: str | None = Field(
         None, pattern=r"^[a-z0-9_-]+$", description="--quantization method, e.g. fp8, awq_marlin (default: from the checkpoint)."

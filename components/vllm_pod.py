@@ -25,6 +25,7 @@ from .gpu_scheduling import (
     Taint,
 )
 from .model_config import ModelConfig, tensor_parallel_fits
+from .model_fit import max_num_seqs
 
 GPU_RESOURCE = "nvidia.com/gpu"
 VLLM_PORT = 8000
@@ -89,8 +90,9 @@ def vllm_args(model: ModelConfig) -> list[str]:
     ]  # fmt: skip
     if model.max_model_len is not None:
         args += ["--max-model-len", str(model.max_model_len)]
-    if model.max_num_seqs is not None:
-        args += ["--max-num-seqs", str(model.max_num_seqs)]
+    seqs = max_num_seqs(model)  # the stack's, else derived from the predicted KV cache
+    if seqs is not None:
+        args += ["--max-num-seqs", str(seqs)]
     if model.quantization is not None:
         args += ["--quantization", model.quantization]
     return args + list(model.extra_args)

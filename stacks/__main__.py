@@ -1,4 +1,4 @@
-"""`python -m stacks …`: the offline plan, config validation and the config schema.
+"""`python -m stacks …`: the offline plan, config validation, the config schema and the fit check.
 
 Exit codes: 0 ok; 2 bad input (unknown stack, invalid stack config, bad flags); 1 the program
 itself failed (a bug: please report it with `--debug` output).
@@ -16,6 +16,7 @@ from components.config import ConfigError, stack_config_json_schema
 
 from . import PROJECT_DIR
 from .config_reference import config_reference_markdown, write_into
+from .fit_cli import FitInputError, add_fit_parser, render_fit, run_fit
 from .offline import run_program
 from .plan import render_text, write_json, write_render
 from .stack_files import StackFileError, UnknownStackError, load_stack_file
@@ -42,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of the stack config (the portal renders forms from it)")
     reference = sub.add_parser("config-reference", help="print the Markdown config reference (the README embeds it)")
     reference.add_argument("--write", metavar="MARKDOWN", type=Path, help="replace the generated block in this file instead")
+    add_fit_parser(sub)
     return parser
 
 
@@ -76,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             load_stack_file(args.stack, args.stack_dir).validate()
             print(f"Pulumi.{args.stack}.yaml: valid")
             return EXIT_OK
+        if args.command == "fit":
+            result, arch = run_fit(args)
+            print(render_fit(result, arch, args.json))
+            return EXIT_OK
         if args.command == "schema":
             print(json.dumps(stack_config_json_schema(), indent=2))
             return EXIT_OK
@@ -85,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 sys.stdout.write(config_reference_markdown())
             return EXIT_OK
-    except (ConfigError, UnknownStackError, StackFileError) as exc:
+    except (ConfigError, UnknownStackError, StackFileError, FitInputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return EXIT_FAILED

@@ -13,6 +13,8 @@ from components.cluster import build_cluster
 from components.cluster_contract import ClusterContract
 from components.config import CONFIG_NAMESPACE, StackConfig, parse_stack_config
 from components.cost import estimate_cost
+from components.model_config import ModelConfig
+from components.model_fit import max_num_seqs, model_fit
 from components.models import ModelServices, model_platform
 
 
@@ -80,6 +82,23 @@ def build_platform(cfg: StackConfig) -> tuple[ClusterContract, AddonsContract]:
     return cluster, addons
 
 
+def _fit_outputs(model: ModelConfig) -> dict[str, object]:
+    """What the capacity planner predicts for one replica (nothing for models outside its catalog)."""
+    fit = model_fit(model)
+    if fit is None:
+        return {}
+    return {
+        "maxNumSeqs": max_num_seqs(model),
+        "predicted": {
+            "kvCacheTokens": fit.kv_cache_tokens,
+            "maxConcurrency": round(fit.max_concurrency, 2),
+            "maxModelLen": fit.max_model_len,
+            "kvCacheGibPerGpu": round(fit.kv_cache_gib, 2),
+            "weightsGibPerGpu": round(fit.weights_gib, 2),
+        },
+    }
+
+
 def build_models(cfg: StackConfig, cluster: ClusterContract, addons: AddonsContract) -> ModelServices:
     # The token goes through require_secret so it stays secret in state, previews and the Secret.
     hf_token = pulumi.Config(CONFIG_NAMESPACE).require_secret("hfToken") if any(m.gated for m in cfg.models) else None
@@ -96,6 +115,7 @@ def build_models(cfg: StackConfig, cluster: ClusterContract, addons: AddonsContr
                 "minReplicas": 0 if model.scaling.scale_to_zero else model.min_replicas,
                 "maxReplicas": model.max_replicas,
                 "capacity": model.capacity,
+                **_fit_outputs(model),
             }
             for model, service in zip(cfg.models, services.services, strict=True)
         ],

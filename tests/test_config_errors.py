@@ -86,6 +86,10 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("removed vLLM flag", lambda v: _model(v).update(extraArgs=["--swap-space", "4"]), "models[0].extraArgs[0]", "--swap-space was removed from vLLM before 0.33.0"),
     ("unknown vLLM flag", lambda v: _model(v).update(extraArgs=["--max-num-seq", "64"]), "models[0].extraArgs[0]", "--max-num-seq is not a vLLM 0.33.0 flag"),
     ("vLLM flag the platform sets", lambda v: _model(v).update(extraArgs=["--tensor-parallel-size=2"]), "models[0].extraArgs[0]", "set by the platform from gpusPerReplica"),
+    ("model whose context does not fit its GPU", lambda v: _model(v).update(maxModelLen=262144),
+     "models[0].maxModelLen", "needs"),
+    ("model too big for its GPU", lambda v: _model(v).update(model="Qwen/Qwen3-32B", maxModelLen=8192),
+     "models[0].maxModelLen", "Qwen/Qwen3-32B does not fit: no memory left for the KV cache"),
     ("vLLM short flag the platform sets", lambda v: _model(v).update(extraArgs=["-tp", "2"]), "models[0].extraArgs[0]", "-tp (= --tensor-parallel-size)"),
     ("scale-to-zero where the stack forbids it", lambda v: v.update({f"{NS}:modelPolicy": {"allowScaleToZero": False}}),
      "models[0].scaling.scaleToZero", "this stack does not allow scale-to-zero"),
@@ -151,7 +155,7 @@ def test_valid_variants_are_accepted():
         vpcId="vpc-0123456789abcdef0",
         privateSubnets=[{"id": "subnet-0123456789abcdef0", "zone": "us-west-2a"}, {"id": "subnet-0123456789abcdef1", "zone": "us-west-2b"}],
     )
-    values[f"{NS}:models"] = [{"name": "llama", "model": "meta-llama/Llama-3.1-8B-Instruct", "gpuType": "l4", "capacity": "spot-allowed"}]
+    values[f"{NS}:models"] = [{"name": "llama", "model": "meta-llama/Llama-3.1-8B-Instruct", "gpuType": "l4", "capacity": "spot-allowed", "maxModelLen": 8192}]
     run = run_program(stack_from(values), preview=True)
     assert run.error is None, run.error
     assert not run.of_type("llm-platform:network:AwsVpc")

@@ -362,6 +362,25 @@ def test_stacks_serve_what_the_issue_asks():
     assert len(program_run("prod", "update").of_type("kubernetes:policy/v1:PodDisruptionBudget")) == len(prod)
 
 
+def test_models_export_the_planners_prediction_and_serve_its_max_num_seqs():
+    for stack in ("dev", "prod"):
+        run = program_run(stack, "preview")
+        deployments = {d.name: d for d in run.of_type("kubernetes:apps/v1:Deployment")}
+        for model in run.outputs["models"]:
+            predicted = model["predicted"]
+            assert predicted["kvCacheTokens"] >= predicted["maxModelLen"]  # one full-length request fits
+            assert predicted["maxConcurrency"] == pytest.approx(predicted["kvCacheTokens"] / predicted["maxModelLen"], rel=0.01)
+            args = _container_args(deployments, model["name"])
+            assert args[args.index("--max-num-seqs") + 1] == str(model["maxNumSeqs"])
+
+
+def _container_args(deployments, name):
+    matches = [d for key, d in deployments.items() if key.endswith(f"-{name}-deployment")]
+    assert len(matches) == 1, (name, list(deployments))
+    (container,) = [c for c in matches[0].inputs["spec"]["template"]["spec"]["containers"] if c["name"] == "vllm"]
+    return container["args"]
+
+
 def test_prod_forbids_scale_to_zero_by_default():
     from stacks.stack_files import load_stack_file
 

@@ -1,0 +1,104 @@
+"""`python -m stacks fit`: will a model fit a GPU, before anything is deployed.
+
+The same memory model the preview check uses, for any catalog model or any `config.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from components.gpu_catalog import gpu_models
+from components.memory_model import FitError, MemoryEstimate, ServingShape, estimate
+from components.model_architecture import ArchitectureError, ModelArchitecture, architecture_from_file, catalog_architecture, catalog_names
+from components.vllm_flags import VLLM_VERSION
+from components.vllm_memory_profiles import version_key
+from components.weight_formats import FP8_KV_DTYPES, WeightFormatError
+
+
+class FitInputError(ValueError):
+    """A bad `fit` flag, said in one line."""
+
+
+def add_fit_parser(sub: argparse._SubParsersAction) -> None:
+    fit = sub.add_parser("fit", help="will a model fit its GPUs: weights, activations, KV-cache tokens, max concurrency")
+    what = fit.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", metavar="HF_ID", help=f"a catalog model ({len(catalog_names())} listed; --model list shows them)")
+    what.add_argument("--architecture", metavar="CONFIG_JSON", help="a model's config.json (or its directory)")
+    gpu = fit.add_mutually_exclusive_group(required=True)
+    gpu.add_argument("--gpu", metavar="NAME", help=f"GPU type: {', '.join(gpu_models())}")
+    gpu.add_argument("--gpu-memory-gib", type=float, metavar="N", help="GPU memory as CUDA reports it, GiB")
+    fit.add_argument("--tp", type=int, default=1, metavar="N", help="tensor-parallel size (GPUs per replica)")
+    fit.add_argument("--gpu-memory-utilization", type=float, default=0.90, metavar="F")
+    fit.add_argument("--max-model-len", type=int, metavar="N", help="default: the model's own maximum")
+    fit.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
+    fit.add_argument("--quantization", metavar="Q", help="--quantization as vLLM takes it (default: the checkpoint's)")
+    fit.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "bfloat16", *FP8_KV_DTYPES])
+    fit.add_argument("--max-num-seqs", type=int, metavar="N")
+    fit.add_argument("--vllm-version", default=VLLM_VERSION, metavar="V")
+    fit.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run_fit(args: argparse.Namespace) -> tuple[MemoryEstimate, ModelArchitecture]:
+    arch = _architecture(args)
+    if args.gpu is not None and args.gpu not in gpu_models():
+        raise FitInputError(f"--gpu {args.gpu!r}: not a known GPU type ({', '.join(gpu_models())})")
+    gpu_gib = gpu_models()[args.gpu].cuda_total_gib if args.gpu else args.gpu_memory_gib
+    if not gpu_gib or gpu_gib <= 0:
+        raise FitInputError("--gpu-memory-gib: must be a positive number of GiB")
+    if args.tp not in (1, 2, 4, 8):
+        raise FitInputError(f"--tp {args.tp}: must be 1, 2, 4 or 8 (GPUs of one node)")
+    if not 0 < args.gpu_memory_utilization <= 1:
+        raise FitInputError(f"--gpu-memory-utilization {args.gpu_memory_utilization}: must be in (0, 1]")
+    if args.max_model_len is not None and args.max_model_len < 1:
+        raise FitInputError(f"--max-model-len {args.max_model_len}: must be positive")
+    try:
+        version_key(args.vllm_version)
+        shape = ServingShape(
+            gpu_memory_gib=gpu_gib,
+            gpu_name=args.gpu,
+            tensor_parallel=args.tp,
+            gpu_memory_utilization=args.gpu_memory_utilization,
+            max_model_len=args.max_model_len,
+            dtype=args.dtype,
+            quantization=args.quantization,
+            kv_cache_dtype=args.kv_cache_dtype,
+            vllm_version=args.vllm_version,
+            max_num_seqs=args.max_num_seqs,
+        )
+        return estimate(arch, shape), arch
+    except (FitError, WeightFormatError, ValueError) as err:
+        raise FitInputError(str(err)) from None
+
+
+def _architecture(args: argparse.Namespace) -> ModelArchitecture:
+    try:
+        if args.architecture:
+            return architecture_from_file(args.architecture)
+        if args.model == "list":
+            raise FitInputError("catalog models: " + ", ".join(catalog_names()))
+        arch = catalog_architecture(args.model)
+    except ArchitectureError as err:
+        raise FitInputError(str(err)) from None
+    if arch is None:
+        raise FitInputError(f"--model {args.model!r}: not in the catalog; pass its config.json with --architecture")
+    return arch
+
+
+def render_fit(result: MemoryEstimate, arch: ModelArchitecture, as_json: bool) -> str:
+    if as_json:
+        return json.dumps({**result.as_dict(), "model": arch.name, "architecture_source": arch.source}, indent=2)
+    tp = result.tensor_parallel
+    lines = [
+        f"{arch.name}: {arch.total_params / 1e9:.1f}B parameters, {result.weight_format}, TP {tp}",
+        f"  per GPU         budget {result.budget_gib:6.2f} GiB",
+        f"    weights              {result.weights_gib:6.2f} GiB",
+        f"    activation peak      {result.activation_gib:6.2f} GiB  ({result.max_num_batched_tokens} tokens, {result.max_num_seqs} sequences)",
+        f"    non-torch            {result.non_torch_gib:6.2f} GiB",
+        f"    CUDA graphs          {result.cuda_graph_gib:6.2f} GiB",
+        f"    KV cache             {result.kv_cache_gib:6.2f} GiB",
+        f"  per replica     KV cache {result.kv_cache_tokens:,} tokens; {result.max_concurrency:.2f} requests of {result.max_model_len:,} tokens at once",
+        f"  {result.reason[0].upper() + result.reason[1:]}" if result.fits else f"  DOES NOT FIT: {result.reason}",
+        f"  (vLLM memory profile {result.profile_since}; architecture from {arch.source})",
+    ]
+    return "\n".join(lines)
