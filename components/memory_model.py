@@ -16,7 +16,7 @@ paid for.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .model_architecture import ModelArchitecture
@@ -146,6 +146,24 @@ def estimate(arch: ModelArchitecture, shape: ServingShape) -> MemoryEstimate:
         reason=reason,
         profile_since=profile.since,
     )
+
+
+def smallest_fit(arch: ModelArchitecture, shape: ServingShape, gpus: dict[str, float]) -> dict[str, Any]:
+    """When a shape does not fit: the fewest GPUs of this size that do, and the smallest GPU
+    (name -> CUDA GiB) that does at this tensor-parallel size; None where nothing does."""
+    tp = next(
+        (t for t in TP_SIZES if t > shape.tensor_parallel and arch.heads % t == 0 and estimate(arch, replace(shape, tensor_parallel=t)).fits),
+        None,
+    )
+    gpu = next(
+        (
+            name
+            for name, gib in sorted(gpus.items(), key=lambda item: item[1])
+            if gib > shape.gpu_memory_gib and estimate(arch, replace(shape, gpu_memory_gib=gib, gpu_name=name)).fits
+        ),
+        None,
+    )
+    return {"gpus_per_replica": tp, "gpu_type": gpu}
 
 
 def weight_bytes_per_rank(arch: ModelArchitecture, fmt: WeightFormat, tp: int, ep: int = 1) -> float:

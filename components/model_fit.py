@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import cache
 
 from .gpu_catalog import gpu_models
-from .memory_model import TP_SIZES, MemoryEstimate, ServingShape, estimate
+from .memory_model import MemoryEstimate, ServingShape, estimate, smallest_fit
 from .model_architecture import ModelArchitecture, catalog_architecture
 from .model_config import ModelConfig
 from .vllm_flags import VLLM_VERSION
@@ -82,27 +82,15 @@ def fit_problem(model: ModelConfig) -> str | None:
 
 
 def _nearest_fit(model: ModelConfig) -> str:
+    shape = _shape(model, model.gpu_type, model.gpus_per_replica)
+    gpus = {key: g.cuda_total_gib for key, g in gpu_models().items()}
+    nearest = smallest_fit(_architecture(model.model), shape, gpus)
     options = []
-    more_gpus = next(
-        (tp for tp in TP_SIZES if tp > model.gpus_per_replica and _fits(model, model.gpu_type, tp)), None
-    )
-    if more_gpus:
-        options.append(f"gpusPerReplica: {more_gpus} on {model.gpu_type}")
-    bigger = sorted(gpu_models().values(), key=lambda g: g.cuda_total_gib)
-    gpu = next(
-        (g.key for g in bigger if g.cuda_total_gib > gpu_models()[model.gpu_type].cuda_total_gib and _fits(model, g.key, model.gpus_per_replica)),
-        None,
-    )
-    if gpu:
-        options.append(f"gpuType: {gpu} at {model.gpus_per_replica} GPUs")
+    if nearest["gpus_per_replica"]:
+        options.append(f"gpusPerReplica: {nearest['gpus_per_replica']} on {model.gpu_type}")
+    if nearest["gpu_type"]:
+        options.append(f"gpuType: {nearest['gpu_type']} at {model.gpus_per_replica} GPUs")
     if model.kv_cache_dtype == "auto":
         options.append("kvCacheDtype: fp8")
     options.append("a smaller maxModelLen")
     return " or ".join(options)
-
-
-def _fits(model: ModelConfig, gpu_type: str, tp: int) -> bool:
-    arch = _architecture(model.model)
-    if arch.heads % tp:
-        return False
-    return _estimate(model.model, _shape(model, gpu_type, tp)).fits

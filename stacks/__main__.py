@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Pulumi.{args.stack}.yaml: valid")
             return EXIT_OK
         if args.command == "fit":
-            result, arch = run_fit(args)
-            print(render_fit(result, arch, args.json))
+            result, arch, nearest = run_fit(args)
+            print(render_fit(result, arch, nearest, args.json))
             return EXIT_OK
         if args.command == "schema":
             print(json.dumps(stack_config_json_schema(), indent=2))

@@ -9,7 +9,7 @@ import argparse
 import json
 
 from components.gpu_catalog import gpu_models
-from components.memory_model import FitError, MemoryEstimate, ServingShape, estimate
+from components.memory_model import FitError, MemoryEstimate, ServingShape, estimate, smallest_fit
 from components.model_architecture import ArchitectureError, ModelArchitecture, architecture_from_file, catalog_architecture, catalog_names
 from components.vllm_flags import VLLM_VERSION
 from components.vllm_memory_profiles import version_key
@@ -39,7 +39,7 @@ def add_fit_parser(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def run_fit(args: argparse.Namespace) -> tuple[MemoryEstimate, ModelArchitecture]:
+def run_fit(args: argparse.Namespace) -> tuple[MemoryEstimate, ModelArchitecture, dict | None]:
     arch = _architecture(args)
     if args.gpu is not None and args.gpu not in gpu_models():
         raise FitInputError(f"--gpu {args.gpu!r}: not a known GPU type ({', '.join(gpu_models())})")
@@ -66,7 +66,9 @@ def run_fit(args: argparse.Namespace) -> tuple[MemoryEstimate, ModelArchitecture
             vllm_version=args.vllm_version,
             max_num_seqs=args.max_num_seqs,
         )
-        return estimate(arch, shape), arch
+        result = estimate(arch, shape)
+        nearest = None if result.fits else smallest_fit(arch, shape, {k: g.cuda_total_gib for k, g in gpu_models().items()})
+        return result, arch, nearest
     except (FitError, WeightFormatError, ValueError) as err:
         raise FitInputError(str(err)) from None
 
@@ -85,9 +87,9 @@ def _architecture(args: argparse.Namespace) -> ModelArchitecture:
     return arch
 
 
-def render_fit(result: MemoryEstimate, arch: ModelArchitecture, as_json: bool) -> str:
+def render_fit(result: MemoryEstimate, arch: ModelArchitecture, nearest: dict | None, as_json: bool) -> str:
     if as_json:
-        return json.dumps({**result.as_dict(), "model": arch.name, "architecture_source": arch.source}, indent=2)
+        return json.dumps({**result.as_dict(), "smallest_fit": nearest, "model": arch.name, "architecture_source": arch.source}, indent=2)
     tp = result.tensor_parallel
     lines = [
         f"{arch.name}: {arch.total_params / 1e9:.1f}B parameters, {result.weight_format}, TP {tp}",
@@ -101,4 +103,8 @@ def render_fit(result: MemoryEstimate, arch: ModelArchitecture, as_json: bool) -
         f"  {result.reason[0].upper() + result.reason[1:]}" if result.fits else f"  DOES NOT FIT: {result.reason}",
         f"  (vLLM memory profile {result.profile_since}; architecture from {arch.source})",
     ]
+    if nearest:
+        tp, gpu = nearest["gpus_per_replica"], nearest["gpu_type"]
+        lines.insert(-1, f"  smallest fit: {f'--tp {tp}' if tp else 'no TP up to 8'} on this GPU; "
+                         f"{f'--gpu {gpu}' if gpu else 'no listed GPU'} at TP {result.tensor_parallel}")
     return "\n".join(lines)

@@ -44,6 +44,11 @@ def test_every_flag_is_accepted_and_changes_what_it_should(capsys, tmp_path):
 def test_human_output_says_why_a_model_does_not_fit(capsys):
     code, out, _ = _fit(capsys, "--model", "Qwen/Qwen3-8B", "--gpu", "l4", "--max-model-len", "131072")
     assert code == 0 and "DOES NOT FIT" in out and "longest that fits" in out
+    data = json.loads(_fit(capsys, "--model", "Qwen/Qwen3-8B", "--gpu", "l4", "--max-model-len", "131072", "--json")[1])
+    assert data["fits"] is False
+    assert data["smallest_fit"]["gpus_per_replica"] in (2, 4) and data["smallest_fit"]["gpu_type"] in ("l40s", "a100-40gb")
+    fits = json.loads(_fit(capsys, "--model", "Qwen/Qwen3-8B", "--gpu", "l40s", "--max-model-len", "32768", "--json")[1])
+    assert fits["fits"] is True and fits["smallest_fit"] is None
 
 
 @pytest.mark.parametrize(
