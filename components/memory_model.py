@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .model_architecture import ModelArchitecture
+from .vllm_flags import VLLM_VERSION
 from .vllm_memory_profiles import MemoryProfile, memory_profile
 from .weight_formats import WeightFormat, activation_dtype, kv_cache_bytes, weight_format
 
@@ -38,7 +39,7 @@ class ServingShape:
     dtype: str = "auto"
     quantization: str | None = None
     kv_cache_dtype: str = "auto"
-    vllm_version: str = "0.33.0"
+    vllm_version: str = VLLM_VERSION
     gpu_name: str | None = None  # decides vLLM's default batch sizes (A100s stay in the small tier)
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
@@ -61,7 +62,6 @@ class MemoryEstimate:
     kv_cache_tokens: int  # per replica: what vLLM logs as "GPU KV cache size"
     max_concurrency: float  # requests of max_model_len at once: "Maximum concurrency for N tokens"
     max_model_len: int
-    kv_bytes_per_token: int  # per GPU, summed over layers
     weight_format: str
     tensor_parallel: int
     max_num_batched_tokens: int
@@ -108,13 +108,7 @@ def estimate(arch: ModelArchitecture, shape: ServingShape) -> MemoryEstimate:
     act = activation_dtype(shape.dtype, arch.torch_dtype)
     fmt = weight_format(shape.quantization, arch.quantization_config, act, arch.hidden)
     max_len = shape.max_model_len or arch.max_position_embeddings
-    batch = profile.batch_defaults(shape.gpu_memory_gib, shape.gpu_name)
-    max_seqs = shape.max_num_seqs or batch.max_num_seqs
-    chunked = profile.chunked_prefill or max_len > profile.chunked_prefill_above_len
-    batched = shape.max_num_batched_tokens or (
-        min(batch.max_num_batched_tokens, max_seqs * max_len) if chunked else max(batch.max_num_batched_tokens, max_len)
-    )
-    max_seqs = min(max_seqs, batched)
+    batched, max_seqs = batch_sizes(shape, profile, max_len)
 
     weights = weight_bytes_per_rank(arch, fmt, tp, shape.expert_parallel) / GIB
     flashinfer = profile.flashinfer_sampler if shape.flashinfer_sampler is None else shape.flashinfer_sampler
@@ -126,7 +120,7 @@ def estimate(arch: ModelArchitecture, shape: ServingShape) -> MemoryEstimate:
 
     cache = kv_cache_layout(arch, tp, kv_cache_bytes(shape.kv_cache_dtype, act), profile, batched)
     tokens, concurrency = cache.capacity(kv_gib * GIB, max_len)
-    fits, reason = _verdict(kv_gib, cache, max_len)
+    fits, reason = _verdict(kv_gib, cache, max_len, concurrency)
     return MemoryEstimate(
         weights_gib=weights,
         activation_gib=activation,
@@ -137,7 +131,6 @@ def estimate(arch: ModelArchitecture, shape: ServingShape) -> MemoryEstimate:
         kv_cache_tokens=tokens,
         max_concurrency=concurrency,
         max_model_len=max_len,
-        kv_bytes_per_token=cache.bytes_per_token,
         weight_format=fmt.name,
         tensor_parallel=tp,
         max_num_batched_tokens=batched,
@@ -146,6 +139,19 @@ def estimate(arch: ModelArchitecture, shape: ServingShape) -> MemoryEstimate:
         reason=reason,
         profile_since=profile.since,
     )
+
+
+def batch_sizes(shape: ServingShape, profile: MemoryProfile, max_len: int) -> tuple[int, int]:
+    """(max-num-batched-tokens, max-num-seqs) as vLLM resolves them: the stack's values, else the
+    release's defaults for the GPU, tokens capped at seqs × max-model-len (V0 without chunked
+    prefill: at least max-model-len), seqs capped at tokens."""
+    batch = profile.batch_defaults(shape.gpu_memory_gib, shape.gpu_name)
+    max_seqs = shape.max_num_seqs or batch.max_num_seqs
+    chunked = profile.chunked_prefill or max_len > profile.chunked_prefill_above_len
+    batched = shape.max_num_batched_tokens or (
+        min(batch.max_num_batched_tokens, max_seqs * max_len) if chunked else max(batch.max_num_batched_tokens, max_len)
+    )
+    return batched, min(max_seqs, batched)
 
 
 def smallest_fit(arch: ModelArchitecture, shape: ServingShape, gpus: dict[str, float]) -> dict[str, Any]:
@@ -216,7 +222,6 @@ class KvCacheLayout:
     sliding_groups: int
     window: int
     inflight_tokens: int
-    bytes_per_token: int
     null_block: bool
     tokens_from_concurrency: bool
 
@@ -287,13 +292,12 @@ def kv_cache_layout(arch: ModelArchitecture, tp: int, kv_bytes: int, profile: Me
         sliding_groups=sliding_groups,
         window=max(windows) if windows else 0,
         inflight_tokens=profile.sliding_inflight_batches * batched,
-        bytes_per_token=per_layer_token * arch.layers,
         null_block=profile.null_block,
         tokens_from_concurrency=profile.tokens_from_concurrency,
     )
 
 
-def _verdict(kv_gib: float, cache: KvCacheLayout, max_len: int) -> tuple[bool, str]:
+def _verdict(kv_gib: float, cache: KvCacheLayout, max_len: int, concurrency: float) -> tuple[bool, str]:
     if kv_gib <= 0:
         return False, f"no memory left for the KV cache ({kv_gib:.2f} GiB per GPU after weights, activations and CUDA graphs)"
     need = cache.bytes_for_one_request(max_len)
@@ -303,4 +307,4 @@ def _verdict(kv_gib: float, cache: KvCacheLayout, max_len: int) -> tuple[bool, s
             f"one request of max-model-len {max_len} needs {need / GIB:.2f} GiB of KV cache per GPU, "
             f"only {kv_gib:.2f} GiB is left (the longest that fits is about {longest})"
         )
-    return True, f"fits: {cache.blocks(kv_gib * GIB) / cache.blocks_per_request(max_len):.1f} requests of {max_len} tokens at once"
+    return True, f"fits: {concurrency:.1f} requests of {max_len} tokens at once"

@@ -165,10 +165,6 @@ class ModelArchitecture:
         )
 
     @property
-    def is_moe(self) -> bool:
-        return self.moe is not None
-
-    @property
     def sliding_layers(self) -> int:
         return sum(1 for w in self.layer_windows if w is not None)
 

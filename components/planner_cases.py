@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from .memory_model import GIB, MemoryEstimate, ServingShape, estimate, kv_cache_layout
+from .memory_model import GIB, MemoryEstimate, ServingShape, batch_sizes, estimate, kv_cache_layout
+from .vllm_flags import VLLM_VERSION
 from .vllm_memory_profiles import memory_profile
 from .model_architecture import ModelArchitecture, catalog_architecture
 from .weight_formats import activation_dtype, kv_cache_bytes
@@ -54,7 +55,7 @@ def case_shape(planner: dict[str, Any]) -> ServingShape:
         max_model_len=planner.get("max_model_len"),
         quantization=planner.get("quantization"),
         kv_cache_dtype=planner.get("kv_cache_dtype", "auto"),
-        vllm_version=str(planner.get("version") or "0.33.0"),
+        vllm_version=str(planner.get("version") or VLLM_VERSION),
         gpu_name=planner.get("gpu_name"),
         max_num_seqs=planner.get("max_num_seqs"),
         max_num_batched_tokens=planner.get("max_num_batched_tokens"),
@@ -81,8 +82,10 @@ def replay(case: dict[str, Any], architectures: dict[str, ModelArchitecture] | N
     if "kv_cache_gib" in observed and observed["kv_cache_gib"] > 0:
         act = activation_dtype(shape.dtype, arch.torch_dtype)
         profile = memory_profile(shape.vllm_version, shape.engine)
-        layout = kv_cache_layout(arch, shape.tensor_parallel, kv_cache_bytes(shape.kv_cache_dtype, act), profile, 2048)
-        layout_tokens = layout.capacity(observed["kv_cache_gib"] * GIB, shape.max_model_len or arch.max_position_embeddings)[0]
+        max_len = shape.max_model_len or arch.max_position_embeddings
+        batched, _ = batch_sizes(shape, profile, max_len)
+        layout = kv_cache_layout(arch, shape.tensor_parallel, kv_cache_bytes(shape.kv_cache_dtype, act), profile, batched)
+        layout_tokens = layout.capacity(observed["kv_cache_gib"] * GIB, max_len)[0]
     predicted = estimate(arch, shape) if shape.gpu_memory_gib else None
     return CaseResult(case["id"], use, observed, predicted, layout_tokens, case["outcome"])
 

@@ -5,6 +5,7 @@ profiling, and since 0.21 the CUDA-graph pool is measured and subtracted before 
 sized. So the terms that differ by release (activation peak per token, sampler working set,
 non-torch growth per extra rank, CUDA-graph pool, default batch sizes) are data with their
 evidence, and the planner picks the profile whose `since` is the newest at or below the version.
+Each profile in the data file states only what changed since the one before; the rest is inherited.
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ def version_key(version: str) -> tuple[int, ...]:
 def _profiles() -> tuple[MemoryProfile, ...]:
     raw = yaml.safe_load(_DATA.read_text())
     out = []
-    for p in raw["profiles"]:
+    inherited: dict = {}
+    for changes in raw["profiles"]:
+        p = inherited = _merged(inherited, changes)
         out.append(
             MemoryProfile(
                 since=str(p["since"]),
@@ -112,6 +115,14 @@ def _profiles() -> tuple[MemoryProfile, ...]:
     return tuple(sorted(out, key=lambda prof: version_key(prof.since)))
 
 
+def _merged(base: dict, changes: dict) -> dict:
+    """`changes` over `base`, nested mappings merged key by key (lists are replaced whole)."""
+    merged = dict(base)
+    for key, value in changes.items():
+        merged[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
+
+
 def _tier(raw: dict) -> BatchTier:
     return BatchTier(
         min_gib=float(raw.get("minGib", 0)),
@@ -129,7 +140,3 @@ def memory_profile(version: str, engine: str | None = None) -> MemoryProfile:
     if not chosen:
         raise ValueError(f"vLLM {version} is older than the oldest modelled release ({profiles[0].since})")
     return chosen[-1]
-
-
-def profile_versions() -> list[str]:
-    return [p.since for p in _profiles()]

@@ -9,7 +9,7 @@ import argparse
 import json
 
 from components.gpu_catalog import gpu_models
-from components.memory_model import FitError, MemoryEstimate, ServingShape, estimate, smallest_fit
+from components.memory_model import TP_SIZES, FitError, MemoryEstimate, ServingShape, estimate, smallest_fit
 from components.model_architecture import ArchitectureError, ModelArchitecture, architecture_from_file, catalog_architecture, catalog_names
 from components.vllm_flags import VLLM_VERSION
 from components.vllm_memory_profiles import version_key
@@ -46,8 +46,8 @@ def run_fit(args: argparse.Namespace) -> tuple[MemoryEstimate, ModelArchitecture
     gpu_gib = gpu_models()[args.gpu].cuda_total_gib if args.gpu else args.gpu_memory_gib
     if not gpu_gib or gpu_gib <= 0:
         raise FitInputError("--gpu-memory-gib: must be a positive number of GiB")
-    if args.tp not in (1, 2, 4, 8):
-        raise FitInputError(f"--tp {args.tp}: must be 1, 2, 4 or 8 (GPUs of one node)")
+    if args.tp not in TP_SIZES:
+        raise FitInputError(f"--tp {args.tp}: must be one of {', '.join(map(str, TP_SIZES))} (GPUs of one node)")
     if not 0 < args.gpu_memory_utilization <= 1:
         raise FitInputError(f"--gpu-memory-utilization {args.gpu_memory_utilization}: must be in (0, 1]")
     if args.max_model_len is not None and args.max_model_len < 1:

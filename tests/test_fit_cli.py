@@ -56,7 +56,7 @@ def test_human_output_says_why_a_model_does_not_fit(capsys):
     [
         (["--model", "org/unknown", "--gpu", "l4"], "not in the catalog"),
         (["--model", "Qwen/Qwen3-8B", "--gpu", "v100"], "not a known GPU type"),
-        (["--model", "Qwen/Qwen3-8B", "--gpu", "l4", "--tp", "3"], "must be 1, 2, 4 or 8"),
+        (["--model", "Qwen/Qwen3-8B", "--gpu", "l4", "--tp", "3"], "must be one of 1, 2, 4, 8"),
         (["--model", "Qwen/Qwen3-8B", "--gpu", "l4", "--quantization", "squeezellm"], "not modelled"),
         (["--model", "Qwen/Qwen3-8B", "--gpu", "l4", "--vllm-version", "latest"], "not a release number"),
         (["--architecture", "/nonexistent/config.json", "--gpu", "l4"], "cannot read"),

@@ -175,6 +175,10 @@ def test_release_profiles_are_picked_by_version():
     assert memory_profile("0.8.3", engine="v0").engine == "v0"
     with pytest.raises(ValueError, match="older"):
         memory_profile("0.5.3")
+    # a profile states only its changes: 0.11 is 0.8 with the comm buffers outside the budget
+    v08, v011 = memory_profile("0.8.0"), memory_profile("0.11.0")
+    assert dataclasses.replace(v011, since=v08.since, evidence=v08.evidence, non_torch_per_extra_rank_gib=v08.non_torch_per_extra_rank_gib) == v08
+    assert v011.non_torch_per_extra_rank_gib < v08.non_torch_per_extra_rank_gib
 
 
 QWEN3_8B = catalog_architecture("Qwen/Qwen3-8B")
