@@ -20,7 +20,7 @@ from components.planner_cases import mean_abs, replay_all  # noqa: E402
 
 def main() -> None:
     results = replay_all()
-    token_errors, weight_errors = [], []
+    token_errors, gib_errors, weight_errors = [], [], []
     print(f"{'case':48} {'use':9} {'weights GiB':>15} {'KV GiB':>15} {'KV tokens':>21} {'err':>7}  verdict")
     for r in results:
         if r.predicted is None:
@@ -34,6 +34,8 @@ def main() -> None:
         err = r.error("kv_cache_tokens")
         if r.use == "calibrate" and err is not None:
             token_errors.append(err)
+        elif r.use == "calibrate" and r.error("kv_cache_gib") is not None:
+            gib_errors.append(r.error("kv_cache_gib"))
         if r.error("weights_gib") is not None:
             weight_errors.append(r.error("weights_gib"))
         verdict = "fits" if p.fits else "does not fit"
@@ -45,6 +47,8 @@ def main() -> None:
     print()
     print(f"KV-cache tokens, mean absolute error over {len(token_errors)} calibrate cases: {mean_abs(token_errors):.2%}"
           f" (worst {max(abs(e) for e in token_errors):.1%})")
+    print(f"KV-cache GiB, mean absolute error over {len(gib_errors)} calibrate cases that log no token count: {mean_abs(gib_errors):.2%}"
+          f" (worst {max(abs(e) for e in gib_errors):.1%})")
     print(f"Weights, mean absolute error over {len(weight_errors)} cases: {mean_abs(weight_errors):.2%}")
     print(f"Cases that failed to start, predicted not to fit: {caught}/{len(fails)}")
     print(f"Excluded cases (reasons in the fixture): {sum(1 for r in results if r.use == 'excluded')}")

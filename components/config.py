@@ -31,7 +31,7 @@ from .config_errors import (
 )
 from .addon_config import AddonsConfig
 from .model_config import RESERVED_NAMESPACES, ModelConfig, ModelPolicy, tensor_parallel_fits
-from .model_fit import fit_problem
+from .model_fit import architecture_problem, fit_problem
 from .config_types import (
     DNS_LABEL,
     ConfigModel,
@@ -409,6 +409,9 @@ class StackConfig(ConfigModel):
         return problems
 
     def _model_fit_problems(self, model: ModelConfig) -> Iterable[Problem]:
+        unknown_architecture = architecture_problem(model)
+        if unknown_architecture:
+            yield (("architecture",), unknown_architecture)
         candidates = self.model_pools()
         pools = [p for p in candidates if p.gpu_type == model.gpu_type]
         tp = model.gpus_per_replica

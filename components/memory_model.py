@@ -45,6 +45,8 @@ class ServingShape:
     max_num_batched_tokens: int | None = None
     enforce_eager: bool = False
     expert_parallel: int = 1  # EP group size: experts are split over it instead of over TP
+    cpu_offload_gib: float = 0.0  # --cpu-offload-gb: weights per GPU kept in host memory
+    kv_cache_memory_gib: float | None = None  # --kv-cache-memory-bytes: replaces the gmu budget
     engine: str | None = None  # "v0" only to replay logs of releases that still offered it
     flashinfer_sampler: bool | None = None  # None: what the release's official image does
 
@@ -110,17 +112,27 @@ def estimate(arch: ModelArchitecture, shape: ServingShape) -> MemoryEstimate:
     max_len = shape.max_model_len or arch.max_position_embeddings
     batched, max_seqs = batch_sizes(shape, profile, max_len)
 
-    weights = weight_bytes_per_rank(arch, fmt, tp, shape.expert_parallel) / GIB
+    weights = max(0.0, weight_bytes_per_rank(arch, fmt, tp, shape.expert_parallel) / GIB - shape.cpu_offload_gib)
     flashinfer = profile.flashinfer_sampler if shape.flashinfer_sampler is None else shape.flashinfer_sampler
     activation = activation_gib(arch, profile, tp, batched, max_seqs, fmt.dense_bytes, flashinfer)
     non_torch = profile.non_torch_gib + profile.non_torch_per_extra_rank_gib * (tp - 1)
     graphs = cuda_graph_gib(arch, profile) if profile.cuda_graph_subtracted and not shape.enforce_eager else 0.0
-    budget = shape.gpu_memory_gib * shape.gpu_memory_utilization
-    kv_gib = budget - weights - activation - non_torch - graphs
+    used = weights + activation + non_torch + graphs
+    if shape.kv_cache_memory_gib is None:
+        budget = shape.gpu_memory_gib * shape.gpu_memory_utilization
+        kv_gib = budget - used
+    else:  # vLLM reserves exactly this and skips the budget: it fits only if the GPU holds it all
+        budget = shape.gpu_memory_gib
+        kv_gib = min(shape.kv_cache_memory_gib, budget - used)
 
     cache = kv_cache_layout(arch, tp, kv_cache_bytes(shape.kv_cache_dtype, act), profile, batched)
     tokens, concurrency = cache.capacity(kv_gib * GIB, max_len)
     fits, reason = _verdict(kv_gib, cache, max_len, concurrency)
+    if fits and shape.kv_cache_memory_gib is not None and shape.kv_cache_memory_gib > kv_gib:
+        fits, reason = False, (
+            f"--kv-cache-memory-bytes asks for {shape.kv_cache_memory_gib:.2f} GiB per GPU, but only "
+            f"{kv_gib:.2f} GiB of the GPU's {budget:.2f} GiB is left after weights, activations and CUDA graphs"
+        )
     return MemoryEstimate(
         weights_gib=weights,
         activation_gib=activation,

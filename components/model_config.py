@@ -15,12 +15,15 @@ from pydantic import Field, model_validator
 
 from .config_errors import Problem, raise_problems
 from .config_types import DNS_LABEL, ConfigModel, GoDuration, GpuType, duration_seconds, formatted
+from .memory_flags import memory_flags
 from .vllm_flags import VLLM_IMAGE, VLLM_VERSION, extra_arg_problems
 
 ModelName = formatted(rf"(?=.{{1,40}}$){DNS_LABEL}", "a lowercase DNS label of at most 40 characters, such as qwen3-8b")
 Namespace = formatted(rf"(?=.{{1,63}}$){DNS_LABEL}", "a Kubernetes namespace name (lowercase DNS label)")
 # A Hugging Face repo id (org/name), or an absolute path inside the model's weights volume.
 ModelSource = formatted(r"[\w.-]+/[\w.-]+|/[\w./-]+", "a Hugging Face id such as Qwen/Qwen3-8B or a path such as /custom/model")
+# A relative path inside the project: stack files travel with the program, absolute paths do not.
+ArchitecturePath = formatted(r"(?!/)(?!.*(^|/)\.\.(/|$))[\w./-]+", "a path inside the project such as models/my-model/config.json")
 Revision = formatted(r"[\w.-]+", "a Hugging Face revision: a commit sha, tag or branch")
 CpuQuantity = formatted(r"\d+(\.\d+)?|\d+m", "a CPU quantity such as 4, 2.5 or 500m")
 MemoryQuantity = formatted(r"\d+(Mi|Gi|Ti)", "a memory quantity such as 16Gi or 512Mi")
@@ -162,6 +165,16 @@ class ModelConfig(ConfigModel):
     kv_cache_dtype: Literal["auto", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2"] = Field(
         "auto", description="--kv-cache-dtype; fp8 roughly doubles KV-cache capacity."
     )
+    architecture: ArchitecturePath | None = Field(
+        None,
+        description="The model's config.json for the capacity planner, as a path in the project (or its directory); "
+        "required for a model outside the planner's catalog (a local path or an unlisted id) so preview can check it fits.",
+    )
+    fit_check: bool = Field(
+        True,
+        description="Fail preview when a replica cannot fit its GPUs, and derive maxNumSeqs from the predicted KV cache. "
+        "Turn off only for what the planner cannot model (hybrid recurrent models, flags that shrink the model).",
+    )
     prefix_caching: bool = Field(True, description="--enable-prefix-caching (shared system prompts are computed once).")
     extra_args: list[str] = Field(
         default_factory=list, description=f"More vLLM {VLLM_VERSION} flags; unknown, removed or platform-owned flags are errors."
@@ -189,6 +202,9 @@ class ModelConfig(ConfigModel):
         if self.max_replicas < self.min_replicas:
             problems.append((("maxReplicas",), f"must be ≥ minReplicas ({self.min_replicas})"))
         problems += [(("extraArgs", i), msg) for i, msg in extra_arg_problems(self.extra_args)]
+        problems += [(("extraArgs", i), msg) for i, msg in memory_flags(self.extra_args)[1]]
+        if self.architecture and not self.fit_check:
+            problems.append((("architecture",), "unused with fitCheck: false (the planner reads it only for the check)"))
         tag = self.image.split("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2]
         if re.fullmatch(r"v?\d+\.\d+(\.\d+)?", tag) and not re.fullmatch(rf"v?{re.escape(VLLM_VERSION.rsplit('.', 1)[0])}(\.\d+)?", tag):
             problems.append(

@@ -17,7 +17,7 @@ import yaml
 from .memory_model import GIB, MemoryEstimate, ServingShape, batch_sizes, estimate, kv_cache_layout
 from .vllm_flags import VLLM_VERSION
 from .vllm_memory_profiles import memory_profile
-from .model_architecture import ModelArchitecture, catalog_architecture
+from .model_architecture import ModelArchitecture, architecture_from_config, catalog_architecture
 from .weight_formats import activation_dtype, kv_cache_bytes
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "vllm_startup_cases.yaml"
@@ -73,6 +73,8 @@ def replay(case: dict[str, Any], architectures: dict[str, ModelArchitecture] | N
         return CaseResult(case["id"], use, observed, None, None, case["outcome"])
     name = planner["architecture"]
     arch = (architectures or {}).get(name) or catalog_architecture(name)
+    if arch is None and planner.get("config"):  # a model outside the catalog, its keys given with the case
+        arch = architecture_from_config(planner["config"], name=name, source=case["source"])
     if arch is None:
         raise KeyError(f"{case['id']}: architecture {name!r} is not in the catalog")
     if planner.get("quantization_config"):

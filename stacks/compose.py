@@ -14,7 +14,7 @@ from components.cluster_contract import ClusterContract
 from components.config import CONFIG_NAMESPACE, StackConfig, parse_stack_config
 from components.cost import estimate_cost
 from components.model_config import ModelConfig
-from components.model_fit import max_num_seqs, model_fit
+from components.model_fit import max_num_seqs, model_fit, unmodelled_flags
 from components.models import ModelServices, model_platform
 
 
@@ -83,20 +83,22 @@ def build_platform(cfg: StackConfig) -> tuple[ClusterContract, AddonsContract]:
 
 
 def _fit_outputs(model: ModelConfig) -> dict[str, object]:
-    """What the capacity planner predicts for one replica (nothing for models outside its catalog)."""
+    """What the capacity planner predicts for one replica (nothing with fitCheck: false)."""
     fit = model_fit(model)
     if fit is None:
         return {}
-    return {
-        "maxNumSeqs": max_num_seqs(model),
-        "predicted": {
-            "kvCacheTokens": fit.kv_cache_tokens,
-            "maxConcurrency": round(fit.max_concurrency, 2),
-            "maxModelLen": fit.max_model_len,
-            "kvCacheGibPerGpu": round(fit.kv_cache_gib, 2),
-            "weightsGibPerGpu": round(fit.weights_gib, 2),
-        },
+    predicted: dict[str, object] = {
+        "kvCacheTokens": fit.kv_cache_tokens,
+        "maxConcurrency": round(fit.max_concurrency, 2),
+        "maxModelLen": fit.max_model_len,
+        "kvCacheGibPerGpu": round(fit.kv_cache_gib, 2),
+        "weightsGibPerGpu": round(fit.weights_gib, 2),
     }
+    left_out = unmodelled_flags(model)
+    if left_out:
+        predicted["unmodelledFlags"] = list(left_out)
+        pulumi.log.warn(f"capacity planner: the prediction for model {model.name} leaves out {', '.join(left_out)}")
+    return {"maxNumSeqs": max_num_seqs(model), "predicted": predicted}
 
 
 def build_models(cfg: StackConfig, cluster: ClusterContract, addons: AddonsContract) -> ModelServices:

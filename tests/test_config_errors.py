@@ -16,6 +16,8 @@ from conftest import PROJECT_DIR, dev_config_values, stack_from
 from stacks.offline import run_program
 
 NS = "llm-platform"
+CUSTOM_CONFIG = "tests/fixtures/model_configs/acme-support-8b/config.json"  # Qwen3-8B's keys under another name
+HYBRID_CONFIG = "tests/fixtures/model_configs/hybrid-linear-attention"  # a directory holding config.json
 
 
 def _pool(values: dict[str, Any], i: int = 0) -> dict[str, Any]:
@@ -90,6 +92,26 @@ CASES: list[tuple[str, Mutation, str, str]] = [
      "models[0].maxModelLen", "needs"),
     ("model too big for its GPU", lambda v: _model(v).update(model="Qwen/Qwen3-32B", maxModelLen=8192),
      "models[0].maxModelLen", "Qwen/Qwen3-32B does not fit: no memory left for the KV cache"),
+    ("model outside the planner's catalog", lambda v: _model(v).update(model="acme/support-8b"),
+     "models[0].architecture", "acme/support-8b is not in the capacity planner's catalog"),
+    ("local model path without its architecture", lambda v: _model(v).update(model="/custom/support-8b"),
+     "models[0].architecture", "set architecture to its config.json"),
+    ("architecture file that is not there", lambda v: _model(v).update(model="acme/support-8b", architecture="tests/fixtures/model_configs/missing"),
+     "models[0].architecture", "cannot read"),
+    ("architecture outside the project", lambda v: _model(v).update(model="acme/support-8b", architecture="/etc/config.json"),
+     "models[0].architecture", "a path inside the project"),
+    ("architecture the planner cannot model", lambda v: _model(v).update(model="acme/hybrid-3b", architecture=HYBRID_CONFIG),
+     "models[0].architecture", "hybrid recurrent/linear-attention models keep a per-request state"),
+    ("architecture with the check off", lambda v: _model(v).update(model="acme/support-8b", architecture=CUSTOM_CONFIG, fitCheck=False),
+     "models[0].architecture", "unused with fitCheck: false"),
+    ("custom architecture too big for its GPU", lambda v: _model(v).update(model="acme/support-8b", architecture=CUSTOM_CONFIG, maxModelLen=40960),
+     "models[0].maxModelLen", "acme/support-8b does not fit: one request of max-model-len 40960 needs"),
+    ("KV reservation vLLM cannot parse", lambda v: _model(v).update(extraArgs=["--kv-cache-memory-bytes", "8GiB"]),
+     "models[0].extraArgs[0]", "--kv-cache-memory-bytes needs a whole number of bytes"),
+    ("KV reservation the GPU cannot hold", lambda v: _model(v).update(extraArgs=["--kv-cache-memory-bytes=20G"]),
+     "models[0].maxModelLen", "--kv-cache-memory-bytes asks for 20.00 GiB per GPU"),
+    ("too big, with a flag the planner leaves out", lambda v: _model(v).update(model="Qwen/Qwen3-32B", extraArgs=["--enable-lora"]),
+     "models[0].maxModelLen", "the prediction leaves out --enable-lora: LoRA adapter slots"),
     ("vLLM short flag the platform sets", lambda v: _model(v).update(extraArgs=["-tp", "2"]), "models[0].extraArgs[0]", "-tp (= --tensor-parallel-size)"),
     ("scale-to-zero where the stack forbids it", lambda v: v.update({f"{NS}:modelPolicy": {"allowScaleToZero": False}}),
      "models[0].scaling.scaleToZero", "this stack does not allow scale-to-zero"),

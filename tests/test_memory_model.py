@@ -80,6 +80,25 @@ def test_block_arithmetic_turns_logged_kv_memory_into_the_logged_token_count():
             assert r.layout_tokens == pytest.approx(r.observed["kv_cache_tokens"], rel=0.002), r.id
             checked += 1
     assert checked >= 8
+    # an fp8 KV cache stores one byte per element: dense and MoE logs with kv_cache_dtype=fp8
+    fp8 = [r for r in RESULTS if CASES[r.id]["planner"].get("kv_cache_dtype") == "fp8" and r.layout_tokens is not None]
+    assert len(fp8) >= 2
+    for r in fp8:
+        assert r.layout_tokens == pytest.approx(r.observed["kv_cache_tokens"], rel=0.002), r.id
+
+
+def test_kv_cache_gib_mean_error_is_small_where_only_gib_was_logged():
+    errors = [r.error("kv_cache_gib") for r in RESULTS
+              if r.use == "calibrate" and r.error("kv_cache_tokens") is None and r.error("kv_cache_gib") is not None]
+    assert len(errors) >= 6
+    assert mean_abs(errors) <= 0.03, [f"{e:+.1%}" for e in errors]
+
+
+def test_the_context_that_started_is_predicted_to_fit_and_the_one_that_failed_is_not():
+    results = {r.id: r for r in RESULTS}
+    started, failed = results["llmd-qwen3-32b-1xH100-16k"], results["llmd-qwen3-32b-1xH100-32k-fail"]
+    assert started.predicted.fits and not failed.predicted.fits
+    assert "max-model-len 32000" in failed.predicted.reason
 
 
 def test_one_request_need_matches_vllms_error_message():
