@@ -41,6 +41,7 @@ UNMODELLED_MEMORY_FLAGS: dict[str, str] = {
     "--skip-mm-profiling": "the multimodal encoder's profiling peak is not modelled",
 }
 
+
 @dataclass(frozen=True)
 class MemoryFlags:
     """The memory-relevant part of a model's extraArgs, in the planner's terms."""
