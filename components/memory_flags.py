@@ -59,7 +59,8 @@ class MemoryFlags:
 
 def memory_flags(args: list[str]) -> tuple[MemoryFlags, list[tuple[int, str]]]:
     """The flags read from `args`, and (index, why) for each memory flag whose value vLLM would reject."""
-    values: dict[str, object] = {}
+    numbers: dict[str, float] = {}
+    switches: set[str] = set()
     unmodelled: list[str] = []
     problems: list[tuple[int, str]] = []
     for i, token in enumerate(args):
@@ -70,22 +71,23 @@ def memory_flags(args: list[str]) -> tuple[MemoryFlags, list[tuple[int, str]]]:
         following = args[i + 1] if i + 1 < len(args) and canonical_flag(args[i + 1]) is None else None
         value = inline if inline is not None else following
         if flag in ("--enforce-eager", "--enable-expert-parallel"):
-            values[flag] = True  # vLLM's boolean flags take no value
-        elif flag in ("--max-num-batched-tokens", "--cpu-offload-gb", "--kv-cache-memory-bytes"):
+            switches.add(flag)  # vLLM's boolean flags take no value
+        elif flag in _EXPECTED:
             number = _number(flag, value)
             if number is None:
                 problems.append((i, f"{flag} needs {_EXPECTED[flag]}, got {value!r}"))
             else:
-                values[flag] = number
+                numbers[flag] = number
         elif flag in UNMODELLED_MEMORY_FLAGS and flag not in unmodelled:
             unmodelled.append(flag)
-    kv_bytes = values.get("--kv-cache-memory-bytes")
+    batched = numbers.get("--max-num-batched-tokens")
+    kv_bytes = numbers.get("--kv-cache-memory-bytes")
     flags = MemoryFlags(
-        max_num_batched_tokens=_int_or_none(values.get("--max-num-batched-tokens")),
-        enforce_eager=bool(values.get("--enforce-eager", False)),
-        expert_parallel=bool(values.get("--enable-expert-parallel", False)),
-        cpu_offload_gib=float(values.get("--cpu-offload-gb", 0.0)),
-        kv_cache_memory_gib=None if kv_bytes is None else float(kv_bytes) / GIB,
+        max_num_batched_tokens=None if batched is None else int(batched),
+        enforce_eager="--enforce-eager" in switches,
+        expert_parallel="--enable-expert-parallel" in switches,
+        cpu_offload_gib=numbers.get("--cpu-offload-gb", 0.0),
+        kv_cache_memory_gib=None if kv_bytes is None else kv_bytes / GIB,
         unmodelled=tuple(unmodelled),
     )
     return flags, problems
@@ -124,6 +126,3 @@ def _human_readable_int(value: str) -> int | None:
         return int(number) * _BINARY[suffix] if number.isdigit() else None
     return int(value) if value.isdigit() else None
 
-
-def _int_or_none(value: object) -> int | None:
-    return None if value is None else int(value)  # type: ignore[arg-type]
