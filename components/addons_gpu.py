@@ -23,6 +23,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .addon_config import DcgmExporterAddon, GpuOperatorAddon
+from .admission.objects import CustomObject
 from .charts import DCGM_EXPORTER, GPU_OPERATOR, addon_namespace, pinned_release
 from .cluster_contract import ClusterContract
 from .gpu_scheduling import LABEL_NODE_ROLE, NODE_ROLE_GPU, GpuPoolPlacement, gpu_node_tolerations
@@ -186,37 +187,41 @@ class GpuStack(pulumi.ComponentResource):
         opts = pulumi.ResourceOptions(
             parent=self, provider=args.cluster.provider, depends_on=[args.monitoring_release, dcgm]
         )
-        k8s.apiextensions.CustomResource(
-            f"{name}-dcgm-servicemonitor",
-            api_version="monitoring.coreos.com/v1",
-            kind="ServiceMonitor",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=DCGM_RELEASE, namespace=DCGM_NAMESPACE),
-            spec={
-                "jobLabel": "app.kubernetes.io/name",
-                "selector": {
-                    "matchLabels": {"app.kubernetes.io/name": DCGM_APP, "app.kubernetes.io/instance": DCGM_RELEASE}
-                },
-                "namespaceSelector": {"matchNames": [DCGM_NAMESPACE]},
-                "endpoints": [
-                    {
-                        "port": DCGM_PORT_NAME,
-                        "path": "/metrics",
-                        "interval": args.dcgm_exporter.scrape_interval,
-                        "scrapeTimeout": "5s",
-                        # GPU series carry the node they came from, to join with Karpenter/node metrics.
-                        "relabelings": [
-                            {"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}
-                        ],
-                    }
-                ],
-            },
-            opts=opts,
-        )
-        k8s.apiextensions.CustomResource(
-            f"{name}-gpu-alerts",
-            api_version="monitoring.coreos.com/v1",
-            kind="PrometheusRule",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name="gpu-health", namespace=DCGM_NAMESPACE),
-            spec={"groups": [{"name": "gpu-health", "rules": list(GPU_ALERTS)}]},
-            opts=opts,
-        )
+        for custom in gpu_monitoring_objects(args.dcgm_exporter):
+            k8s.apiextensions.CustomResource(
+                f"{name}-{_CUSTOM_OBJECT_SUFFIX[custom.kind]}",
+                api_version=custom.api_version,
+                kind=custom.kind,
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=custom.name, namespace=custom.namespace),
+                spec=custom.spec,
+                opts=opts,
+            )
+
+
+# The component's name for each object (URNs: never change these).
+_CUSTOM_OBJECT_SUFFIX = {"ServiceMonitor": "dcgm-servicemonitor", "PrometheusRule": "gpu-alerts"}
+
+
+def gpu_monitoring_objects(dcgm: DcgmExporterAddon) -> list[CustomObject]:
+    """DCGM's ServiceMonitor and the GPU health alerts, as registered and as the preflight checks them."""
+    service_monitor = {
+        "jobLabel": "app.kubernetes.io/name",
+        "selector": {"matchLabels": {"app.kubernetes.io/name": DCGM_APP, "app.kubernetes.io/instance": DCGM_RELEASE}},
+        "namespaceSelector": {"matchNames": [DCGM_NAMESPACE]},
+        "endpoints": [
+            {
+                "port": DCGM_PORT_NAME,
+                "path": "/metrics",
+                "interval": dcgm.scrape_interval,
+                "scrapeTimeout": "5s",
+                # GPU series carry the node they came from, to join with Karpenter/node metrics.
+                "relabelings": [{"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}],
+            }
+        ],
+    }
+    return [
+        CustomObject("monitoring.coreos.com/v1", "ServiceMonitor", DCGM_RELEASE, DCGM_NAMESPACE, service_monitor),
+        CustomObject(
+            "monitoring.coreos.com/v1", "PrometheusRule", "gpu-health", DCGM_NAMESPACE, {"groups": [{"name": "gpu-health", "rules": list(GPU_ALERTS)}]}
+        ),
+    ]

@@ -254,7 +254,9 @@ class ClusterConfig(ConfigModel):
         return self
 
 
-_PLATFORM_TAG_PREFIXES = ("eks:", "kubernetes.io/cluster/", "karpenter.sh/", "karpenter.k8s.aws/")
+# EKS and Karpenter set these; Karpenter's EC2NodeClass CRD refuses `kubernetes.io/cluster*` (no
+# slash needed), `eks:eks-cluster-name` and its own keys in `spec.tags`, which carries these tags.
+_PLATFORM_TAG_PREFIXES = ("eks:", "kubernetes.io/cluster", "karpenter.sh/", "karpenter.k8s.aws/")
 
 
 def _tag_problems(tags: dict[str, str]) -> list[Problem]:
@@ -264,7 +266,6 @@ def _tag_problems(tags: dict[str, str]) -> list[Problem]:
         if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
             problems.append((("tags", key), "a tag key is 1-128 characters and does not start with aws:"))
         elif key.startswith(_PLATFORM_TAG_PREFIXES):
-            # EKS and Karpenter set these; Karpenter's EC2NodeClass rejects them in its own tags.
             problems.append((("tags", key), "tags under eks:, kubernetes.io/cluster/ and karpenter are set by EKS and Karpenter"))
         if len(value) > 256:
             problems.append((("tags", key), "a tag value is at most 256 characters"))

@@ -85,14 +85,22 @@ def one_architecture(instance_types: list[str], arch_of) -> list[Problem]:
     ]
 
 
+# Karpenter's NodePool CRD (v1.14.1) refuses template labels whose first segment ends in these
+# (CEL: `!x.find("^([^/]+)").endsWith("karpenter.sh")`), bar a few it sets itself.
+KARPENTER_LABEL_DOMAINS = ("karpenter.sh", "karpenter.k8s.aws")
+
+
 def label_problems(labels: Mapping[str, str]) -> list[Problem]:
     problems: list[Problem] = []
     for key in labels:
         domain = key.split("/", 1)[0] if "/" in key else ""
+        first_segment = key.split("/", 1)[0]  # what Karpenter's rules test, prefix or not
         if domain == LABEL_DOMAIN or domain.endswith("." + LABEL_DOMAIN):
             problems.append((("labels", key), f"the {LABEL_DOMAIN}/ prefix is set by the platform"))
         elif domain.endswith("kubernetes.io") or domain.endswith("k8s.io"):
             problems.append((("labels", key), "kubernetes.io and k8s.io labels are reserved for Kubernetes and EKS"))
+        elif first_segment.endswith(KARPENTER_LABEL_DOMAINS):
+            problems.append((("labels", key), "karpenter.sh and karpenter.k8s.aws labels are set by Karpenter (its NodePool CRD refuses them)"))
     return problems
 
 

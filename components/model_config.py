@@ -12,6 +12,7 @@ import re
 from typing import Literal
 
 from pydantic import Field, model_validator
+from pydantic.alias_generators import to_camel
 
 from .config_errors import Problem, raise_problems
 from .config_types import DNS_LABEL, ConfigModel, GoDuration, GpuType, duration_seconds, formatted
@@ -71,7 +72,11 @@ class ScalingConfig(ConfigModel):
     kv_cache_usage: float = Field(
         0.8, ge=0.3, le=0.95, description="Target mean KV-cache usage (vllm:kv_cache_usage_perc, 0-1) across replicas."
     )
-    polling_interval: GoDuration = Field("15s", description="How often KEDA queries Prometheus.")
+    polling_interval: GoDuration = Field(
+        "15s",
+        description="With scaleToZero: how often KEDA checks whether to wake the model or let it go to zero. Above zero "
+        "replicas the HPA asks KEDA every 15 s itself, so KEDA ignores this (and its webhook warns).",
+    )
     scale_down_stabilization: GoDuration = Field(
         "10m", description="Scale down only to the highest replica count wanted in this window: GPU pods take minutes to come back."
     )
@@ -92,8 +97,11 @@ class ScalingConfig(ConfigModel):
                     "the model, so the activeHours window is what brings it back",
                 )
             )
-        if self.active_hours is not None and not self.scale_to_zero:
-            problems.append((("activeHours",), "only with scaleToZero"))
+        if not self.scale_to_zero:
+            # KEDA uses these only for the 0 <-> 1 step; set without it they would silently do nothing.
+            for key in ("active_hours", "polling_interval", "idle_before_scale_to_zero"):
+                if key in self.model_fields_set and getattr(self, key) is not None:
+                    problems.append(((to_camel(key),), "only with scaleToZero"))
         stabilization = duration_seconds(self.scale_down_stabilization)
         if stabilization > 3600:
             problems.append((("scaleDownStabilization",), "at most 1h (the HPA limit)"))

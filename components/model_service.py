@@ -19,11 +19,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .admission.objects import CustomObject
 from .charts import addon_namespace
 from .config_types import duration_seconds
 from .gpu_scheduling import GpuPoolPlacement
 from .model_config import ModelConfig
-from .model_signals import alert_rules, scaled_object_spec
+from .model_signals import prometheus_rule_spec, scaled_object_spec, service_monitor_spec
 from .model_weights import HF_TOKEN_KEY, download_job_name, download_job_spec
 from .vllm_flags import VLLM_VERSION
 from .vllm_pod import (
@@ -71,6 +72,21 @@ class VllmModelServiceArgs:
 
 def pod_labels(model: ModelConfig) -> dict[str, str]:
     return {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": model.name}
+
+
+# The component's name for each operator-checked object (URNs: never change these).
+_CUSTOM_OBJECT_SUFFIX = {"ScaledObject": "scaledobject", "ServiceMonitor": "servicemonitor", "PrometheusRule": "alerts"}
+
+
+def monitored_objects(model: ModelConfig, prometheus_url: str) -> list[CustomObject]:
+    """The model's custom resources that KEDA and Prometheus Operator check, exactly as the
+    component registers them; the preflight checks this same list before anything is registered."""
+    ns, deployment = model.namespace_name, model.name
+    return [
+        CustomObject("keda.sh/v1alpha1", "ScaledObject", model.name, ns, scaled_object_spec(model, deployment, prometheus_url)),
+        CustomObject("monitoring.coreos.com/v1", "ServiceMonitor", model.name, ns, service_monitor_spec(model, PORT_NAME, pod_labels(model))),
+        CustomObject("monitoring.coreos.com/v1", "PrometheusRule", f"{model.name}-vllm", ns, prometheus_rule_spec(model, deployment)),
+    ]
 
 
 class VllmModelService(pulumi.ComponentResource):
@@ -198,35 +214,17 @@ class VllmModelService(pulumi.ComponentResource):
         if model.access.ingress is not None:
             self._ingress(name, model, meta, service, in_namespace)
 
-        k8s.apiextensions.CustomResource(
-            f"{name}-scaledobject",
-            api_version="keda.sh/v1alpha1",
-            kind="ScaledObject",
-            metadata=meta(model.name),
-            spec=scaled_object_spec(model, model.name, platform.prometheus_url),
-            opts=self._opts(depends_on=[platform.keda_release, deployment]),
-        )
-        monitoring = self._opts(depends_on=[platform.monitoring_release, namespace])
-        k8s.apiextensions.CustomResource(
-            f"{name}-servicemonitor",
-            api_version="monitoring.coreos.com/v1",
-            kind="ServiceMonitor",
-            metadata=meta(model.name),
-            spec={
-                "selector": {"matchLabels": selector},
-                "namespaceSelector": {"matchNames": [ns]},
-                "endpoints": [{"port": PORT_NAME, "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}],
-            },
-            opts=monitoring,
-        )
-        k8s.apiextensions.CustomResource(
-            f"{name}-alerts",
-            api_version="monitoring.coreos.com/v1",
-            kind="PrometheusRule",
-            metadata=meta(f"{model.name}-vllm"),
-            spec={"groups": [{"name": f"vllm-{model.name}", "rules": alert_rules(model, model.name)}]},
-            opts=monitoring,
-        )
+        # KEDA needs its CRD and the Deployment it scales; monitors and rules need Prometheus Operator's CRDs.
+        crd_owner = {"ScaledObject": [platform.keda_release, deployment]}
+        for custom in monitored_objects(model, platform.prometheus_url):
+            k8s.apiextensions.CustomResource(
+                f"{name}-{_CUSTOM_OBJECT_SUFFIX[custom.kind]}",
+                api_version=custom.api_version,
+                kind=custom.kind,
+                metadata=meta(custom.name),
+                spec=custom.spec,
+                opts=self._opts(depends_on=crd_owner.get(custom.kind, [platform.monitoring_release, namespace])),
+            )
 
         self.namespace = ns
         self.service_name = model.name

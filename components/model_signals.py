@@ -27,49 +27,55 @@ def model_selector(model: ModelConfig) -> str:
     return f'namespace="{model.namespace_name}", model_name="{model.served_name}"'
 
 
-def scaled_object_spec(model: ModelConfig, deployment: str, prometheus_url: str) -> dict:
-    """KEDA ScaledObject spec (keda.sh/v1alpha1, checked against the pinned CRD in tests).
+QUEUE_TRIGGER = "queue"
+KV_CACHE_TRIGGER = "kv-cache"
+ACTIVE_HOURS_TRIGGER = "active-hours"
+NO_READY_REPLICA_ALERT = "VllmNoReadyReplica"
+QUEUE_ALERT = "VllmRequestsQueueing"
 
-    - Queue depth is an AverageValue target: the HPA divides the model's total queue by replicas.
-    - KV-cache usage is already a per-replica fraction, so its mean is a Value target.
+
+def scaled_object_spec(model: ModelConfig, deployment: str, prometheus_url: str) -> dict:
+    """KEDA ScaledObject spec (keda.sh/v1alpha1; checked against the pinned CRD and KEDA's own rules).
+
+    - Both Prometheus triggers are AverageValue targets over a sum: the HPA divides the sum by the
+      replica count, so the queue target is queued requests per replica and the KV-cache target is
+      the mean usage per replica (for KV usage the same replica count as a Value target over the
+      mean, ceil(sum / target)). One target type on purpose: KEDA's fallback for an AverageValue
+      target needs nothing from the cluster, while for a Value target it divides by the ready
+      replicas and does nothing when none is ready (`pkg/fallback/fallback.go`).
     - Scale-up is immediate and may double; scale-down waits out the stabilization window and sheds
       one replica per two minutes, because a replica removed by mistake costs minutes to return.
     - If Prometheus is unreachable, KEDA holds the current count (never drops to the minimum).
     - Scale-to-zero: minReplicaCount 0; the triggers' activation thresholds keep the model up while
-      anything is queued or cached, and the cron trigger brings it back in its active hours.
+      anything is queued or cached, and the cron trigger brings it back in its active hours. Only
+      then do KEDA's pollingInterval and cooldownPeriod matter (above zero the HPA polls KEDA's
+      metrics server itself), so only then are they set: KEDA's webhook warns about them otherwise.
     """
     scaling = model.scaling
     selector = model_selector(model)
     triggers: list[dict] = [
         {
             "type": "prometheus",
-            "name": "queue",
+            "name": name,
             "metricType": "AverageValue",
             "metadata": {
                 "serverAddress": prometheus_url,
-                "query": f"sum({QUEUE_METRIC}{{{selector}}})",
-                "threshold": str(scaling.waiting_requests_per_replica),
+                "query": f"sum({metric}{{{selector}}})",
+                "threshold": str(threshold),
                 "activationThreshold": "0",
             },
-        },
-        {
-            "type": "prometheus",
-            "name": "kv-cache",
-            "metricType": "Value",
-            "metadata": {
-                "serverAddress": prometheus_url,
-                "query": f"avg({KV_CACHE_METRIC}{{{selector}}})",
-                "threshold": str(scaling.kv_cache_usage),
-                "activationThreshold": "0",
-            },
-        },
+        }
+        for name, metric, threshold in (
+            (QUEUE_TRIGGER, QUEUE_METRIC, scaling.waiting_requests_per_replica),
+            (KV_CACHE_TRIGGER, KV_CACHE_METRIC, scaling.kv_cache_usage),
+        )
     ]
     if scaling.scale_to_zero and scaling.active_hours is not None:
         hours = scaling.active_hours
         triggers.append(
             {
                 "type": "cron",
-                "name": "active-hours",
+                "name": ACTIVE_HOURS_TRIGGER,
                 "metadata": {
                     "timezone": hours.timezone,
                     "start": hours.start,
@@ -80,7 +86,6 @@ def scaled_object_spec(model: ModelConfig, deployment: str, prometheus_url: str)
         )
     spec: dict = {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
-        "pollingInterval": duration_seconds(scaling.polling_interval),
         "minReplicaCount": 0 if scaling.scale_to_zero else model.min_replicas,
         "maxReplicaCount": model.max_replicas,
         "fallback": {"failureThreshold": 3, "replicas": model.min_replicas, "behavior": "currentReplicasIfHigher"},
@@ -106,10 +111,77 @@ def scaled_object_spec(model: ModelConfig, deployment: str, prometheus_url: str)
         "triggers": triggers,
     }
     if scaling.scale_to_zero:
+        spec["pollingInterval"] = duration_seconds(scaling.polling_interval)
         spec["cooldownPeriod"] = duration_seconds(scaling.idle_before_scale_to_zero)
         # A fresh model must not be scaled to zero while its first replica is still loading.
         spec["initialCooldownPeriod"] = duration_seconds(model.load_timeout)
     return spec
+
+
+# Where each ScaledObject field comes from in the model's config, for errors at the right key.
+_SCALED_OBJECT_KEYS: dict[str, tuple[str, ...]] = {
+    "minReplicaCount": ("minReplicas",),
+    "idleReplicaCount": ("minReplicas",),
+    "maxReplicaCount": ("maxReplicas",),
+    "pollingInterval": ("scaling", "pollingInterval"),
+    "cooldownPeriod": ("scaling", "idleBeforeScaleToZero"),
+    "initialCooldownPeriod": ("loadTimeout",),
+    "fallback": ("minReplicas",),
+}
+_TRIGGER_KEYS: dict[str, tuple[str, ...]] = {
+    QUEUE_TRIGGER: ("scaling", "waitingRequestsPerReplica"),
+    KV_CACHE_TRIGGER: ("scaling", "kvCacheUsage"),
+    ACTIVE_HOURS_TRIGGER: ("scaling", "activeHours"),
+}
+
+
+def scaled_object_config_key(path: tuple, manifest: dict) -> tuple[str, ...]:
+    """The model config key (below `models[i]`) that produced the ScaledObject field at `path`."""
+    spec = manifest.get("spec", {})
+    if path[:2] == ("metadata", "name"):
+        return ("name",)
+    if len(path) < 2 or path[0] != "spec":
+        return ()
+    if path[1] == "minReplicaCount" and spec.get("minReplicaCount") == 0:
+        return ("scaling", "scaleToZero")
+    if path[1] == "advanced":
+        return ("scaling", "scaleDownStabilization") if "scaleDown" in path else ()
+    if path[1] == "triggers" and len(path) > 2 and isinstance(path[2], int) and path[2] < len(spec.get("triggers", [])):
+        key = _TRIGGER_KEYS.get(spec["triggers"][path[2]].get("name", ""), ("scaling",))
+        field = path[4] if len(path) > 4 and path[3] == "metadata" else None
+        if key == _TRIGGER_KEYS[ACTIVE_HOURS_TRIGGER] and field in ("start", "end", "timezone"):
+            return (*key, field)
+        return ("minReplicas",) if field == "desiredReplicas" else key
+    return _SCALED_OBJECT_KEYS.get(str(path[1]), ())
+
+
+def service_monitor_spec(model: ModelConfig, port_name: str, selector: dict[str, str]) -> dict:
+    """vLLM's /metrics every 15 s (KEDA reads what Prometheus scraped, so this bounds how fast a
+    spike is seen), with a timeout below the interval as Prometheus Operator requires."""
+    return {
+        "selector": {"matchLabels": selector},
+        "namespaceSelector": {"matchNames": [model.namespace_name]},
+        "endpoints": [{"port": port_name, "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}],
+    }
+
+
+def prometheus_rule_spec(model: ModelConfig, deployment: str) -> dict:
+    return {"groups": [{"name": f"vllm-{model.name}", "rules": alert_rules(model, deployment)}]}
+
+
+def prometheus_rule_config_key(path: tuple, manifest: dict) -> tuple[str, ...]:
+    """The model config key that produced the PrometheusRule field at `path` (the model itself
+    where no single key does: the selectors come from its name and namespace)."""
+    if len(path) >= 5 and path[:2] == ("spec", "groups") and path[3] == "rules":
+        try:
+            alert = manifest["spec"]["groups"][path[2]]["rules"][path[4]].get("alert")
+        except (IndexError, KeyError):
+            return ()
+        if alert == NO_READY_REPLICA_ALERT and path[5:6] == ("for",):
+            return ("loadTimeout",)
+        if alert == QUEUE_ALERT:
+            return ("scaling", "waitingRequestsPerReplica")
+    return ()
 
 
 def alert_rules(model: ModelConfig, deployment: str) -> list[dict]:
@@ -143,7 +215,7 @@ def alert_rules(model: ModelConfig, deployment: str) -> list[dict]:
             "Requests will queue or be preempted. Raise maxReplicas, use kvCacheDtype fp8, or lower maxModelLen.",
         ),
         rule(
-            "VllmRequestsQueueing",
+            QUEUE_ALERT,
             f"sum({QUEUE_METRIC}{{{selector}}}) / count({QUEUE_METRIC}{{{selector}}}) > {queue_alert}",
             "10m",
             "warning",
@@ -151,7 +223,7 @@ def alert_rules(model: ModelConfig, deployment: str) -> list[dict]:
             "Autoscaling is not keeping up: maxReplicas reached, or GPU nodes cannot be provisioned (check Karpenter).",
         ),
         rule(
-            "VllmNoReadyReplica",
+            NO_READY_REPLICA_ALERT,
             f'kube_deployment_spec_replicas{{namespace="{ns}", deployment="{deployment}"}} > 0 '
             f'and on (namespace, deployment) kube_deployment_status_replicas_available{{namespace="{ns}", deployment="{deployment}"}} == 0',
             f"{load_minutes + 10}m",

@@ -11,11 +11,13 @@ from pulumi.runtime import config as runtime_config
 from components.addons import AddonsContract, build_addons
 from components.cluster import build_cluster
 from components.cluster_contract import ClusterContract
-from components.config import CONFIG_NAMESPACE, StackConfig, parse_stack_config
+from components.config import CONFIG_NAMESPACE, StackConfig
 from components.cost import estimate_cost
 from components.model_config import ModelConfig
 from components.model_fit import max_num_seqs, model_fit, unmodelled_flags
 from components.models import ModelServices, model_platform
+
+from .preflight import checked_stack_config
 
 
 def _namespace_config() -> tuple[dict[str, Any], set[str]]:
@@ -44,9 +46,14 @@ def _namespace_config() -> tuple[dict[str, Any], set[str]]:
 
 
 def load_stack_config() -> StackConfig:
-    """Validate this stack's config; raises ConfigError (a RunError: message, no traceback)."""
+    """Validate this stack's config and preflight what the operators would refuse; raises
+    ConfigError (a RunError: message, no traceback) before any resource is registered."""
     raw, secret_keys = _namespace_config()
-    return parse_stack_config(raw, f"Pulumi.{pulumi.get_stack()}.yaml", secret_keys)
+    stack_file = f"Pulumi.{pulumi.get_stack()}.yaml"
+    cfg, warnings = checked_stack_config(raw, stack_file, secret_keys)
+    for key, message in warnings:
+        pulumi.log.warn(f"{stack_file}: {key}: {message}")
+    return cfg
 
 
 def stack_tags(cfg: StackConfig, stack: str) -> dict[str, str]:

@@ -15,9 +15,10 @@ from typing import Any
 
 import yaml
 
-from components.config import CONFIG_NAMESPACE, StackConfig, parse_stack_config
+from components.config import CONFIG_NAMESPACE, StackConfig
 
 from . import PROJECT_DIR
+from .preflight import checked_stack_config
 
 SECRET_PLACEHOLDER = "offline-placeholder-secret"
 
@@ -64,10 +65,10 @@ class StackFile:
         return {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
 
     def validate(self) -> StackConfig:
-        """The same validation the program runs; raises ConfigError."""
+        """The same validation and preflight the program runs; raises ConfigError."""
         prefix = f"{CONFIG_NAMESPACE}:"
         secret = {k[len(prefix):] for k in self.secret_keys if k.startswith(prefix)}
-        return parse_stack_config(self.namespace_values(), self.file_name, secret)
+        return checked_stack_config(self.namespace_values(), self.file_name, secret)[0]
 
 
 def available_stacks(project_dir: Path = PROJECT_DIR) -> list[str]:

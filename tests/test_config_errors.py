@@ -117,6 +117,23 @@ CASES: list[tuple[str, Mutation, str, str]] = [
      "models[0].scaling.scaleToZero", "this stack does not allow scale-to-zero"),
     ("scale-to-zero with nothing to wake it", lambda v: _model(v)["scaling"].pop("activeHours"), "models[0].scaling.activeHours", "required with scaleToZero"),
     ("gated model without HF token", lambda v: _model(v).update(gated=True), "models[0].gated", "needs llm-platform:hfToken"),
+    # What an operator would refuse (the preflight), each at the key that produced it.
+    ("active hours that end when they start", lambda v: _hours(v).update(end=_hours(v)["start"]), "models[0].scaling.activeHours.end",
+     "start and end can not have exactly same time input (KEDA v2.20.2 cron scaler"),
+    ("a cron KEDA cannot parse", lambda v: _hours(v).update(start="99 99 * * *"), "models[0].scaling.activeHours.start",
+     "error parsing start schedule: minute: end of range (99) above maximum (59)"),
+    ("Sunday as 7, which KEDA's cron refuses", lambda v: _hours(v).update(end="0 19 * * 1-7"), "models[0].scaling.activeHours.end",
+     "day of week: end of range (7) above maximum (6)"),
+    ("a time zone that does not exist", lambda v: _hours(v).update(timezone="Mars/Olympus"), "models[0].scaling.activeHours.timezone",
+     "unknown time zone Mars/Olympus"),
+    ("polling interval above zero replicas", lambda v: _model(v).update(scaling={"pollingInterval": "30s"}), "models[0].scaling.pollingInterval",
+     "only with scaleToZero"),
+    ("Karpenter label on a NodePool", lambda v: _kpool(v).update(labels={"karpenter.sh/team": "ml"}),
+     "addons.karpenter.nodePools[0].labels['karpenter.sh/team']", "set by Karpenter (its NodePool CRD refuses them)"),
+    ("node label under karpenter.k8s.aws", lambda v: _pool(v).update(labels={"team.karpenter.k8s.aws/x": "ml"}),
+     "gpuPools[0].labels['team.karpenter.k8s.aws/x']", "set by Karpenter"),
+    ("tag Karpenter's EC2NodeClass refuses", lambda v: v[f"{NS}:tags"].update({"kubernetes.io/clustername": "x"}),
+     "tags['kubernetes.io/clustername']", "set by EKS and Karpenter"),
     ("on-demand model, spot-only pools", lambda v: _model(v).update(capacity="on-demand"), "models[0].capacity", "is spot-only (l4-spot, l4-burst)"),
     ("model in a platform namespace", lambda v: _model(v).update(namespace="monitoring"), "models[0].namespace", "belongs to the platform"),
     ("models without KEDA", lambda v: _addons(v)["keda"].update(enabled=False), "addons.keda.enabled", "must be true when models are set"),
@@ -137,6 +154,10 @@ def _addons(values: dict[str, Any]) -> dict[str, Any]:
 
 def _model(values: dict[str, Any], i: int = 0) -> dict[str, Any]:
     return values[f"{NS}:models"][i]
+
+
+def _hours(values: dict[str, Any]) -> dict[str, Any]:
+    return _model(values)["scaling"]["activeHours"]
 
 
 def _kpool(values: dict[str, Any]) -> dict[str, Any]:

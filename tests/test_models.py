@@ -323,8 +323,10 @@ def test_triggers_read_queue_and_kv_cache_of_this_model_from_the_stack_prometheu
             assert meta["serverAddress"] == run.outputs["prometheusUrl"]
             assert metric in meta["query"]
             assert f'namespace="{model.namespace_name}"' in meta["query"] and f'model_name="{model.served_name}"' in meta["query"]
-        assert triggers["queue"]["metricType"] == "AverageValue"  # per replica
+            # a sum over the model's pods against an AverageValue target: the HPA divides by the replicas
+            assert meta["query"].startswith(f"sum({metric}{{") and triggers[name]["metricType"] == "AverageValue"
         assert triggers["queue"]["metadata"]["threshold"] == str(model.scaling.waiting_requests_per_replica)
+        assert triggers["kv-cache"]["metadata"]["threshold"] == str(model.scaling.kv_cache_usage)
 
 
 # Trigger metadata is a free-form map in the CRD, so a misspelt key is silently ignored there. These

@@ -137,19 +137,26 @@ def _closed(schema: Any) -> Any:
 
 
 @cache
-def crd_index() -> dict[tuple[str, str, str], dict]:
-    """(group, version, kind) -> the closed JSON schema of that served version."""
+def crd_schemas() -> dict[tuple[str, str, str], dict]:
+    """(group, version, kind) -> the served version's openAPIV3Schema as upstream wrote it, for every
+    pinned CRD (add-ons and routing)."""
+    upstream = require_upstream()
     index = {}
-    for path in sorted((require_upstream() / "crds").rglob("*.yaml")):
+    for path in sorted([*(upstream / "crds").rglob("*.yaml"), *(upstream / "routing" / "crds").rglob("*.yaml")]):
         for doc in yaml.safe_load_all(path.read_text()):
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
             spec = doc["spec"]
             for version in spec["versions"]:
                 if version.get("served", True):
-                    schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
-                    index[(spec["group"], version["name"], spec["names"]["kind"])] = _closed(schema)
+                    index[(spec["group"], version["name"], spec["names"]["kind"])] = version["schema"]["openAPIV3Schema"]
     return index
+
+
+@cache
+def crd_index() -> dict[tuple[str, str, str], dict]:
+    """(group, version, kind) -> the closed JSON schema of that served version."""
+    return {key: _closed(copy.deepcopy(schema)) for key, schema in crd_schemas().items()}
 
 
 def crd_validation_errors(obj: dict[str, Any]) -> list[str]:
