@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--quiet", action="store_true", help="do not print the tree")
     plan.add_argument("--debug", action="store_true", help="show the traceback if the program fails")
 
-    validate = sub.add_parser("validate", help="check a stack's config and exit")
+    validate = sub.add_parser("validate", help="check a stack's config, and what the operators would refuse, and exit")
     validate.add_argument("stack")
     validate.add_argument("--stack-dir", type=Path, default=PROJECT_DIR)
 
@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "plan":
             return _plan(args)
         if args.command == "validate":
-            load_stack_file(args.stack, args.stack_dir).validate()
+            _, warnings = load_stack_file(args.stack, args.stack_dir).check()
+            for key, message in warnings:
+                print(f"warning: Pulumi.{args.stack}.yaml: {key}: {message}", file=sys.stderr)
             print(f"Pulumi.{args.stack}.yaml: valid")
             return EXIT_OK
         if args.command == "fit":

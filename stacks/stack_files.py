@@ -64,11 +64,15 @@ class StackFile:
         prefix = f"{CONFIG_NAMESPACE}:"
         return {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
 
-    def validate(self) -> StackConfig:
-        """The same validation and preflight the program runs; raises ConfigError."""
+    def check(self) -> tuple[StackConfig, list[tuple[str, str]]]:
+        """The same validation and preflight the program runs: the config and the preflight's
+        warnings (key path, message); raises ConfigError."""
         prefix = f"{CONFIG_NAMESPACE}:"
         secret = {k[len(prefix):] for k in self.secret_keys if k.startswith(prefix)}
-        return checked_stack_config(self.namespace_values(), self.file_name, secret)[0]
+        return checked_stack_config(self.namespace_values(), self.file_name, secret)
+
+    def validate(self) -> StackConfig:
+        return self.check()[0]
 
 
 def available_stacks(project_dir: Path = PROJECT_DIR) -> list[str]:

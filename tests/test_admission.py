@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
+import yaml
 
-from components.admission.keda import scaled_object_conflicts, scaled_object_findings
+from components.admission.keda import scaled_object_conflicts
 from components.admission.objects import CHECKS, object_findings
 from components.admission.promql import promql_problem
 from components.config import ConfigError
 from components.dashboards import DASHBOARD_LABEL
-from conftest import STACKS, dev_config_values, program_run, stack_from
+from conftest import PROJECT_DIR, STACKS, dev_config_values, program_run, stack_from
 from stacks.offline import run_program
 from stacks.preflight import checked_stack_config, grafana_interpolated, planned_objects
 
@@ -135,7 +138,7 @@ def test_preflight_reports_a_refused_object_at_the_config_key_before_anything_is
     assert isinstance(run.error, ConfigError) and [r.type for r in run.resources] == ["pulumi:pulumi:Stack"]
 
 
-def test_keda_webhook_warnings_reach_the_preview_log(monkeypatch, caplog):
+def test_keda_webhook_warnings_are_returned_for_the_preview_log(monkeypatch):
     monkeypatch.setattr(
         "stacks.preflight.monitored_objects",
         _broken_monitored_objects(lambda kind, spec: spec | {"minReplicaCount": 1} if kind == "ScaledObject" else spec),
@@ -169,11 +172,13 @@ def test_scaled_object_conflicts_between_our_own_objects():
     ]
 
 
-def test_the_preflight_is_what_plan_and_validate_run(tmp_path):
+@pytest.mark.parametrize("command", ["plan", "validate"])
+def test_the_cli_reports_a_refusal_in_one_line_without_traceback(tmp_path, command):
     values = dev_config_values()
     values["llm-platform:models"][0]["scaling"]["activeHours"]["timezone"] = "Europe/Atlantis"
-    stack = stack_from(values)
-    with pytest.raises(ConfigError) as error:
-        stack.validate()
-    assert error.value.problems[0][0] == "llm-platform:models[0].scaling.activeHours.timezone"
-    assert scaled_object_findings(program_run("dev", "preview").of_type("kubernetes:keda.sh/v1alpha1:ScaledObject")[0].inputs) == []
+    (tmp_path / "Pulumi.broken.yaml").write_text(yaml.safe_dump({"config": values}))
+    result = subprocess.run([sys.executable, "-m", "stacks", command, "broken", "--stack-dir", str(tmp_path)],
+                            cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Pulumi.broken.yaml: llm-platform:models[0].scaling.activeHours.timezone: ScaledObject qwen3-4b: " in result.stderr
+    assert "unknown time zone Europe/Atlantis (KEDA v2.20.2 cron scaler" in result.stderr

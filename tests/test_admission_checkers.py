@@ -15,7 +15,7 @@ from components.admission.formula import formula_problem
 from components.admission.go_template import template_problem
 from components.admission.keda import scaled_object_findings
 from components.admission.prometheus_rule import prometheus_rule_findings
-from components.admission.promql import promql_problem
+from components.admission.promql import one_series_problem, promql_problem
 from components.admission.service_monitor import service_monitor_findings
 from conftest import program_run
 
@@ -101,6 +101,10 @@ KEDA_CASES: list[tuple[str, Mutation, str, str]] = [
      "'Utilization' metric type is unsupported for external metrics"),
     ("query Prometheus refuses", lambda o: _trigger(o, "queue")["metadata"].update(query="sum(vllm:num_requests_waiting{model_name=qwen})"),
      "spec.triggers.0.metadata.query", "Prometheus refuses the query on every poll"),
+    ("query of several series", lambda o: _trigger(o, "queue")["metadata"].update(query="sum by (pod) (vllm:num_requests_waiting)"),
+     "spec.triggers.0.metadata.query", "aggregate it (sum, avg, max) (KEDA v2.20.2 prometheus scaler, ExecutePromQuery)"),
+    ("bare selector query", lambda o: _trigger(o, "kv-cache")["metadata"].update(query='vllm:kv_cache_usage_perc{model_name="qwen3-4b"}'),
+     "spec.triggers.1.metadata.query", "may return more than one series"),
     ("cron without start", lambda o: _trigger(o, "active-hours")["metadata"].pop("start"), "spec.triggers.2.metadata.start", "missing required parameter"),
     ("cron robfig cannot parse", lambda o: _trigger(o, "active-hours")["metadata"].update(start="0 8 * * 7"), "spec.triggers.2.metadata.start",
      "error parsing start schedule: day of week: end of range (7) above maximum (6)"),
@@ -275,6 +279,13 @@ def test_service_monitor_checker_catches_each_rule(mutate, path, message):
 )
 def test_promql_checker_refuses_what_prometheus_3_13_refuses(expr, problem):
     assert problem in (promql_problem(expr) or "")
+
+
+def test_one_series_check_follows_what_aggregates_to_one_series():
+    one = ["sum(x)", "avg(x{a=\"b\"}) / 2", "sum(x) / count(x)", "(max(x) or vector(0))", "abs(sum(rate(x[5m])))", "sum by () (x)", "quantile(0.9, x)", "1"]
+    several = ["x", "sum by (pod) (x)", "sum without (pod) (x)", "topk(1, x)", "rate(x[5m])", "sum(x) / x", "count_values(\"v\", x)"]
+    assert [q for q in one if one_series_problem(q)] == []
+    assert [q for q in several if not one_series_problem(q)] == []
 
 
 def test_promql_checker_accepts_what_prometheus_3_13_accepts():

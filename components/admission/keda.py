@@ -23,7 +23,7 @@ from typing import Any
 from . import Finding
 from .cron import cron_problem, timezone_problem
 from .formula import formula_problem
-from .promql import promql_problem
+from .promql import one_series_problem, promql_problem
 
 VERSION = "KEDA v2.20.2"
 MAX_LABEL_VALUE = 63  # maxK8sLabelValueLength: the names become label values
@@ -219,6 +219,8 @@ def _prometheus_findings(path: tuple, trigger: dict[str, Any]) -> list[Finding]:
     problem = promql_problem(query) if query else None
     if problem:
         findings.append(Finding((*path, "metadata", "query"), f"Prometheus refuses the query on every poll: {problem}", "Prometheus 3.13 query parser"))
+    elif query and one_series_problem(query):
+        findings.append(Finding((*path, "metadata", "query"), one_series_problem(query) or "", f"{VERSION} prometheus scaler, ExecutePromQuery"))
     return findings
 
 

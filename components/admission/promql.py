@@ -74,6 +74,43 @@ def promql_problem(expr: str) -> str | None:
     return None
 
 
+_ONE_SERIES_AGGREGATIONS = frozenset({"sum", "avg", "count", "min", "max", "group", "stddev", "stdvar", "quantile"})
+
+
+def _one_series(node) -> bool:
+    if isinstance(node, (promql_parser.NumberLiteral, promql_parser.StringLiteral)):
+        return True
+    if isinstance(node, (promql_parser.ParenExpr, promql_parser.UnaryExpr)):
+        return _one_series(node.expr)
+    if isinstance(node, promql_parser.AggregateExpr):
+        grouping = node.modifier
+        ungrouped = grouping is None or (str(grouping.type).endswith("By") and not grouping.labels)
+        return str(node.op) in _ONE_SERIES_AGGREGATIONS and ungrouped
+    if isinstance(node, promql_parser.Call):
+        if node.func.name in ("scalar", "vector", "time", "pi", "absent", "absent_over_time"):
+            return True
+        vectors = [a for a in node.args if not isinstance(a, (promql_parser.NumberLiteral, promql_parser.StringLiteral))]
+        return all(_one_series(a) for a in vectors)
+    if isinstance(node, promql_parser.BinaryExpr):
+        return _one_series(node.lhs) and _one_series(node.rhs)
+    return False  # a selector, a subquery, a grouped aggregation: as many series as match
+
+
+def one_series_problem(expr: str) -> str | None:
+    """KEDA's prometheus scaler refuses a query result of more than one element
+    (`prometheus query %s returned multiple elements`, on every poll): the query must aggregate to
+    one series whatever the cluster holds. None if it does (or if it does not parse: reported apart)."""
+    try:
+        tree = promql_parser.parse(expr)
+    except BaseException as exc:  # noqa: BLE001 - see promql_problem
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        return None
+    if _one_series(tree):
+        return None
+    return "may return more than one series, and KEDA's prometheus scaler fails on a result of several: aggregate it (sum, avg, max)"
+
+
 def selected_metrics(expr: str) -> list[tuple[str | None, list[tuple[str, str, str]]]]:
     """(metric name, [(label, operator, value)]) of every selector in a parseable expression."""
     out = []
