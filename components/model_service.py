@@ -215,7 +215,8 @@ class VllmModelService(pulumi.ComponentResource):
             self._ingress(name, model, meta, service, in_namespace)
 
         # KEDA needs its CRD and the Deployment it scales; monitors and rules need Prometheus Operator's CRDs.
-        crd_owner = {"ScaledObject": [platform.keda_release, deployment]}
+        monitoring = [platform.monitoring_release, namespace]
+        depends_on = {"ScaledObject": [platform.keda_release, deployment], "ServiceMonitor": monitoring, "PrometheusRule": monitoring}
         for custom in monitored_objects(model, platform.prometheus_url):
             k8s.apiextensions.CustomResource(
                 f"{name}-{_CUSTOM_OBJECT_SUFFIX[custom.kind]}",
@@ -223,7 +224,7 @@ class VllmModelService(pulumi.ComponentResource):
                 kind=custom.kind,
                 metadata=meta(custom.name),
                 spec=custom.spec,
-                opts=self._opts(depends_on=crd_owner.get(custom.kind, [platform.monitoring_release, namespace])),
+                opts=self._opts(depends_on=depends_on[custom.kind]),
             )
 
         self.namespace = ns

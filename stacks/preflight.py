@@ -35,7 +35,11 @@ from components.model_signals import prometheus_rule_config_key, scaled_object_c
 # Grafana fills these in before a query reaches Prometheus; a representative value each.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "30s", "$__range": "1h"}
 # prometheus-adapter's metricsQuery template fields (its `<<.Series>>` placeholders).
-ADAPTER_PLACEHOLDERS = {"<<.Series>>": "vllm:num_requests_waiting", "<<.LabelMatchers>>": 'namespace="a",pod=~"b|c"', "<<.GroupBy>>": "pod"}
+ADAPTER_PLACEHOLDERS = {
+    "<<.Series>>": "vllm:num_requests_waiting",
+    "<<.LabelMatchers>>": 'namespace="a",pod=~"b|c"',
+    "<<.GroupBy>>": "pod",
+}
 
 
 def _the_whole_entry(path: tuple, manifest: dict) -> tuple[str, ...]:
@@ -47,6 +51,9 @@ class PlannedObject:
     custom: CustomObject
     origin: Loc  # the config entry it comes from, e.g. ("models", 0)
     config_key: Callable[[tuple, dict], tuple[str, ...]] = _the_whole_entry  # (object path, manifest) -> key below origin
+
+
+_MODEL_CONFIG_KEYS = {"ScaledObject": scaled_object_config_key, "PrometheusRule": prometheus_rule_config_key}
 
 
 @dataclass
@@ -62,14 +69,13 @@ def planned_objects(cfg: StackConfig) -> list[PlannedObject]:
         planned += [PlannedObject(o, ("addons", "dcgmExporter")) for o in gpu_monitoring_objects(cfg.addons.dcgm_exporter)]
     for i, model in enumerate(cfg.models):
         for custom in monitored_objects(model, PROMETHEUS_URL):
-            key = {"ScaledObject": scaled_object_config_key, "PrometheusRule": prometheus_rule_config_key}.get(custom.kind)
-            planned.append(PlannedObject(custom, ("models", i), key or _the_whole_entry))
+            planned.append(PlannedObject(custom, ("models", i), _MODEL_CONFIG_KEYS.get(custom.kind, _the_whole_entry)))
     return planned
 
 
 def dashboard_queries(dashboard: Dashboard) -> Iterator[str]:
-    """Every PromQL query of a dashboard as Prometheus receives it (Grafana variables filled in)."""
-    for _, query in dashboard.variables:  # label_values(<selector>, <label>)
+    """Every PromQL query of a dashboard: its panels' and its variables' (`label_values(<selector>, <label>)`)."""
+    for _, query in dashboard.variables:
         yield query.removeprefix("label_values(").rsplit(",", 1)[0]
     for panel in dashboard.panels:
         yield from panel.exprs
@@ -99,7 +105,9 @@ def shipped_queries(cfg: StackConfig) -> list[tuple[Loc, str, str]]:
         for dashboard in DASHBOARDS:
             names = [name for name, _ in dashboard.variables]
             for query in dashboard_queries(dashboard):
-                queries.append((("addons", "prometheus", "grafana"), f"dashboard {dashboard.uid}", grafana_interpolated(query, names)))
+                queries.append(
+                    (("addons", "prometheus", "grafana"), f"dashboard {dashboard.uid}", grafana_interpolated(query, names))
+                )
     if cfg.addons.prometheus_adapter.enabled:
         queries += [(("addons", "prometheusAdapter"), "adapter rule", q) for q in adapter_queries(ADAPTER_RULES)]
     return queries
@@ -131,7 +139,9 @@ def preflight(cfg: StackConfig) -> Preflight:
     return result
 
 
-def checked_stack_config(raw: Mapping[str, Any], stack_file: str, secret_keys: Iterable[str] = ()) -> tuple[StackConfig, list[tuple[str, str]]]:
+def checked_stack_config(
+    raw: Mapping[str, Any], stack_file: str, secret_keys: Iterable[str] = ()
+) -> tuple[StackConfig, list[tuple[str, str]]]:
     """The stack config, validated and preflighted: raises ConfigError (config problems first,
     then what an operator would refuse); returns the config and the preflight's warnings."""
     cfg = parse_stack_config(raw, stack_file, secret_keys)

@@ -154,7 +154,9 @@ def _evaluate(kind: str, path: str, schema: dict, value: Any, old: Any) -> Itera
             else:
                 yield RuleResult(kind, path, text, message, "error", f"{type(exc).__name__}: {exc}")
             continue
-        yield RuleResult(kind, path, text, message, "pass" if result is True else "fail", "" if result is True else f"= {result!r}")
+        yield RuleResult(
+            kind, path, text, message, "pass" if result is True else "fail", "" if result is True else f"= {result!r}"
+        )
 
 
 def _old_member(old: Any, key: str) -> Any:

@@ -31,7 +31,13 @@ def _manifests(run, types=CHECKED_TYPES) -> list[dict[str, Any]]:
 
 def _comparable(manifest: dict[str, Any]) -> tuple:
     meta = manifest["metadata"]
-    return manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"), json.dumps(manifest["spec"], sort_keys=True)
+    return (
+        manifest["apiVersion"],
+        manifest["kind"],
+        meta["name"],
+        meta.get("namespace"),
+        json.dumps(manifest["spec"], sort_keys=True),
+    )
 
 
 # --- Every stack ------------------------------------------------------------------------------
@@ -62,7 +68,9 @@ def _dashboard_queries(run) -> list[str]:
             names = [v["name"] for v in dashboard["templating"]["list"]]
             for variable in dashboard["templating"]["list"]:
                 if variable["type"] == "query":
-                    queries.append(grafana_interpolated(variable["query"]["query"].removeprefix("label_values(").rsplit(",", 1)[0], names))
+                    queries.append(
+                        grafana_interpolated(variable["query"]["query"].removeprefix("label_values(").rsplit(",", 1)[0], names)
+                    )
             queries += [grafana_interpolated(t["expr"], names) for panel in dashboard["panels"] for t in panel["targets"]]
     return queries
 
@@ -116,14 +124,36 @@ def _broken_monitored_objects(break_it):
 @pytest.mark.parametrize(
     "break_it, key, message",
     [
-        (lambda kind, spec: spec | {"minReplicaCount": 9} if kind == "ScaledObject" else spec, "llm-platform:models[0].minReplicas",
-         "MinReplicaCount=9 must be less than MaxReplicaCount=2 (KEDA v2.20.2 webhook, CheckReplicaCountBoundsAreValid)"),
-        (lambda kind, spec: {**spec, "triggers": [{**t, "metricType": "Value"} for t in spec["triggers"]]} if kind == "ScaledObject" else spec,
-         "llm-platform:models[0].scaling.kvCacheUsage", "KEDA divides the fallback by the ready replicas"),
-        (lambda kind, spec: {"groups": [{**g, "rules": [{**r, "for": "10 minutes"} for r in g["rules"]]} for g in spec["groups"]]}
-         if kind == "PrometheusRule" else spec, "llm-platform:models[0].loadTimeout", "unknown unit ' minutes' in duration"),
-        (lambda kind, spec: {**spec, "endpoints": [{**e, "scrapeTimeout": "20s"} for e in spec["endpoints"]]} if kind == "ServiceMonitor" else spec,
-         "llm-platform:models[0]", "scrapeTimeout '20s' greater than scrapeInterval '15s'"),
+        (
+            lambda kind, spec: spec | {"minReplicaCount": 9} if kind == "ScaledObject" else spec,
+            "llm-platform:models[0].minReplicas",
+            "MinReplicaCount=9 must be less than MaxReplicaCount=2 (KEDA v2.20.2 webhook, CheckReplicaCountBoundsAreValid)",
+        ),
+        (
+            lambda kind, spec: (
+                {**spec, "triggers": [{**t, "metricType": "Value"} for t in spec["triggers"]]} if kind == "ScaledObject" else spec
+            ),
+            "llm-platform:models[0].scaling.kvCacheUsage",
+            "KEDA divides the fallback by the ready replicas",
+        ),
+        (
+            lambda kind, spec: (
+                {"groups": [{**g, "rules": [{**r, "for": "10 minutes"} for r in g["rules"]]} for g in spec["groups"]]}
+                if kind == "PrometheusRule"
+                else spec
+            ),
+            "llm-platform:models[0].loadTimeout",
+            "unknown unit ' minutes' in duration",
+        ),
+        (
+            lambda kind, spec: (
+                {**spec, "endpoints": [{**e, "scrapeTimeout": "20s"} for e in spec["endpoints"]]}
+                if kind == "ServiceMonitor"
+                else spec
+            ),
+            "llm-platform:models[0]",
+            "scrapeTimeout '20s' greater than scrapeInterval '15s'",
+        ),
     ],
     ids=["replica bounds", "fallback target type", "alert duration", "scrape timeout"],
 )
@@ -145,8 +175,10 @@ def test_keda_webhook_warnings_are_returned_for_the_preview_log(monkeypatch):
     )
     cfg, warnings = checked_stack_config(stack_from(dev_config_values()).namespace_values(), "Pulumi.dev.yaml")
     assert cfg.models and warnings
-    assert any(key == "llm-platform:models[0].scaling.pollingInterval" and "PollingInterval is configured but is not relevant" in text
-               for key, text in warnings)
+    assert any(
+        key == "llm-platform:models[0].scaling.pollingInterval" and "PollingInterval is configured but is not relevant" in text
+        for key, text in warnings
+    )
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -159,8 +191,12 @@ def test_scaling_fields_that_only_matter_at_zero_are_only_set_at_zero(stack):
 
 
 def test_scaled_object_conflicts_between_our_own_objects():
-    base = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "a", "namespace": "n"},
-            "spec": {"scaleTargetRef": {"name": "d"}, "triggers": [{"type": "cron"}]}}
+    base = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "a", "namespace": "n"},
+        "spec": {"scaleTargetRef": {"name": "d"}, "triggers": [{"type": "cron"}]},
+    }
     same_target = copy.deepcopy(base) | {"metadata": {"name": "b", "namespace": "n"}}
     same_hpa = copy.deepcopy(base) | {"metadata": {"name": "c", "namespace": "n"}}
     same_hpa["spec"] = {"scaleTargetRef": {"name": "e"}, "advanced": {"horizontalPodAutoscalerConfig": {"name": "keda-hpa-a"}}}
@@ -177,8 +213,13 @@ def test_the_cli_reports_a_refusal_in_one_line_without_traceback(tmp_path, comma
     values = dev_config_values()
     values["llm-platform:models"][0]["scaling"]["activeHours"]["timezone"] = "Europe/Atlantis"
     (tmp_path / "Pulumi.broken.yaml").write_text(yaml.safe_dump({"config": values}))
-    result = subprocess.run([sys.executable, "-m", "stacks", command, "broken", "--stack-dir", str(tmp_path)],
-                            cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "stacks", command, "broken", "--stack-dir", str(tmp_path)],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "Pulumi.broken.yaml: llm-platform:models[0].scaling.activeHours.timezone: ScaledObject qwen3-4b: " in result.stderr
     assert "unknown time zone Europe/Atlantis (KEDA v2.20.2 cron scaler" in result.stderr

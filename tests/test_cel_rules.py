@@ -53,8 +53,28 @@ TRANSITION_RULES = {
     ("gateway.networking.k8s.io/v1 GatewayClass", "spec.controllerName", "self == oldSelf"),
     ("gateway.networking.k8s.io/v1beta1 GatewayClass", "spec.controllerName", "self == oldSelf"),
 }
-_CEL_BUILTINS = {"has", "size", "matches", "startsWith", "endsWith", "contains", "exists", "exists_one", "all", "filter", "map",
-                 "int", "uint", "double", "string", "bool", "duration", "timestamp", "type", "dyn"}
+_CEL_BUILTINS = {
+    "has",
+    "size",
+    "matches",
+    "startsWith",
+    "endsWith",
+    "contains",
+    "exists",
+    "exists_one",
+    "all",
+    "filter",
+    "map",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bool",
+    "duration",
+    "timestamp",
+    "type",
+    "dyn",
+}
 
 
 def test_every_pinned_cel_rule_is_evaluable_here_or_listed_as_checked_by_hand():
@@ -78,6 +98,7 @@ def test_what_a_later_update_sends_keeps_the_transition_rules(run):
 
 
 # --- One broken object per rule -------------------------------------------------------------------
+
 
 def _spec(obj):
     return obj["spec"]
@@ -109,96 +130,352 @@ def _ami(obj, alias, family=None):
 CEL_CASES: list[tuple[str, str, Mutation, Mutation | None]] = [
     ("EC2NodeClass", "(has(self.role) && !has(self.instanceProfile))", lambda o: _spec(o).update(instanceProfile="p"), None),
     *[
-        ("EC2NodeClass", f"x.alias.find('^[^@]+') == '{alias}')", lambda o, a=alias: _ami(o, f"{a}@latest", "AL2" if a != "al2" else "AL2023"), None)
+        (
+            "EC2NodeClass",
+            f"x.alias.find('^[^@]+') == '{alias}')",
+            lambda o, a=alias: _ami(o, f"{a}@latest", "AL2" if a != "al2" else "AL2023"),
+            None,
+        )
         for alias in ("al2", "al2023", "bottlerocket", "windows2019", "windows2022", "windows2025")
     ],
-    ("EC2NodeClass", "self.amiSelectorTerms.exists(x, has(x.alias)) ? true : has(self.amiFamily)",
-     lambda o: _spec(o).update(amiSelectorTerms=[{"id": "ami-0123456789abcdef0"}]), None),
-    ("EC2NodeClass", "has(x.tags) || has(x.id) || has(x.name) || has(x.alias) || has(x.ssmParameter)",
-     lambda o: _spec(o).update(amiSelectorTerms=[{"owner": "amazon"}], amiFamily="AL2023"), None),
-    ("EC2NodeClass", "!self.exists(x, has(x.id) && (has(x.alias)",
-     lambda o: _spec(o).update(amiSelectorTerms=[{"id": "ami-0123456789abcdef0", "name": "x"}], amiFamily="AL2023"), None),
-    ("EC2NodeClass", "!self.exists(x, has(x.alias) && (has(x.id)", lambda o: _spec(o).update(amiSelectorTerms=[{"alias": "al2023@latest", "name": "x"}]), None),
-    ("EC2NodeClass", "!(self.exists(x, has(x.alias)) && self.size() != 1)",
-     lambda o: _spec(o)["amiSelectorTerms"].append({"id": "ami-0123456789abcdef0"}), None),
+    (
+        "EC2NodeClass",
+        "self.amiSelectorTerms.exists(x, has(x.alias)) ? true : has(self.amiFamily)",
+        lambda o: _spec(o).update(amiSelectorTerms=[{"id": "ami-0123456789abcdef0"}]),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "has(x.tags) || has(x.id) || has(x.name) || has(x.alias) || has(x.ssmParameter)",
+        lambda o: _spec(o).update(amiSelectorTerms=[{"owner": "amazon"}], amiFamily="AL2023"),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "!self.exists(x, has(x.id) && (has(x.alias)",
+        lambda o: _spec(o).update(amiSelectorTerms=[{"id": "ami-0123456789abcdef0", "name": "x"}], amiFamily="AL2023"),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "!self.exists(x, has(x.alias) && (has(x.id)",
+        lambda o: _spec(o).update(amiSelectorTerms=[{"alias": "al2023@latest", "name": "x"}]),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "!(self.exists(x, has(x.alias)) && self.size() != 1)",
+        lambda o: _spec(o)["amiSelectorTerms"].append({"id": "ami-0123456789abcdef0"}),
+        None,
+    ),
     ("EC2NodeClass", "self.matches('^[a-zA-Z0-9]+@.+$')", lambda o: _ami(o, "al2023"), None),
     ("EC2NodeClass", "self.split('@')[0] in ['al2','al2023','bottlerocket'", lambda o: _ami(o, "ubuntu@latest"), None),
     ("EC2NodeClass", "self.split('@')[1] == 'latest'", lambda o: _ami(o, "windows2022@v20250101"), None),
-    ("EC2NodeClass", "spec.amiSelectorTerms[].tags::", lambda o: _spec(o).update(amiSelectorTerms=[{"tags": {"team": ""}}], amiFamily="AL2023"), None),
-    ("EC2NodeClass", "x.rootVolume==true:false).size() <= 1",
-     lambda o: _spec(o)["blockDeviceMappings"].append(copy.deepcopy(_spec(o)["blockDeviceMappings"][0]) | {"deviceName": "/dev/xvdb"}), None),
-    ("EC2NodeClass", "has(self.snapshotID) || has(self.volumeSize)", lambda o: _spec(o)["blockDeviceMappings"][0]["ebs"].pop("volumeSize"), None),
-    ("EC2NodeClass", "!has(self.volumeInitializationRate)", lambda o: _spec(o)["blockDeviceMappings"][0]["ebs"].update(volumeInitializationRate=200), None),
-    ("EC2NodeClass", "self.all(x, has(x.tags) || has(x.id) || has(x.instanceMatchCriteria))",
-     lambda o: _spec(o).update(capacityReservationSelectorTerms=[{"ownerID": "012345678901"}]), None),
-    ("EC2NodeClass", "!self.all(x, has(x.id) && (has(x.tags) || has(x.ownerID)",
-     lambda o: _spec(o).update(capacityReservationSelectorTerms=[{"id": "cr-0123456789abcdef0", "ownerID": "012345678901"}]), None),
-    ("EC2NodeClass", "spec.capacityReservationSelectorTerms[].tags::", lambda o: _spec(o).update(capacityReservationSelectorTerms=[{"tags": {"": "x"}}]), None),
+    (
+        "EC2NodeClass",
+        "spec.amiSelectorTerms[].tags::",
+        lambda o: _spec(o).update(amiSelectorTerms=[{"tags": {"team": ""}}], amiFamily="AL2023"),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "x.rootVolume==true:false).size() <= 1",
+        lambda o: _spec(o)["blockDeviceMappings"].append(
+            copy.deepcopy(_spec(o)["blockDeviceMappings"][0]) | {"deviceName": "/dev/xvdb"}
+        ),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "has(self.snapshotID) || has(self.volumeSize)",
+        lambda o: _spec(o)["blockDeviceMappings"][0]["ebs"].pop("volumeSize"),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "!has(self.volumeInitializationRate)",
+        lambda o: _spec(o)["blockDeviceMappings"][0]["ebs"].update(volumeInitializationRate=200),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "self.all(x, has(x.tags) || has(x.id) || has(x.instanceMatchCriteria))",
+        lambda o: _spec(o).update(capacityReservationSelectorTerms=[{"ownerID": "012345678901"}]),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "!self.all(x, has(x.id) && (has(x.tags) || has(x.ownerID)",
+        lambda o: _spec(o).update(capacityReservationSelectorTerms=[{"id": "cr-0123456789abcdef0", "ownerID": "012345678901"}]),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "spec.capacityReservationSelectorTerms[].tags::",
+        lambda o: _spec(o).update(capacityReservationSelectorTerms=[{"tags": {"": "x"}}]),
+        None,
+    ),
     ("EC2NodeClass", "has(self.tcpEstablishedTimeout)", lambda o: _spec(o).update(connectionTracking={}), None),
     ("EC2NodeClass", "spec.instanceProfile::", lambda o: (_spec(o).pop("role"), _spec(o).update(instanceProfile="")), None),
-    ("EC2NodeClass", "self.imageGCHighThresholdPercent > self.imageGCLowThresholdPercent",
-     lambda o: _kubelet(o, imageGCHighThresholdPercent=50, imageGCLowThresholdPercent=60), None),
-    ("EC2NodeClass", "self.evictionSoft.all(e, (e in self.evictionSoftGracePeriod))",
-     lambda o: _kubelet(o, evictionSoft={"memory.available": "5%", "nodefs.available": "10%"}, evictionSoftGracePeriod={"nodefs.available": "1m"}), None),
-    ("EC2NodeClass", "self.evictionSoftGracePeriod.all(e, (e in self.evictionSoft))",
-     lambda o: _kubelet(o, evictionSoft={"nodefs.available": "10%"}, evictionSoftGracePeriod={"nodefs.available": "1m", "memory.available": "1m"}), None),
+    (
+        "EC2NodeClass",
+        "self.imageGCHighThresholdPercent > self.imageGCLowThresholdPercent",
+        lambda o: _kubelet(o, imageGCHighThresholdPercent=50, imageGCLowThresholdPercent=60),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "self.evictionSoft.all(e, (e in self.evictionSoftGracePeriod))",
+        lambda o: _kubelet(
+            o,
+            evictionSoft={"memory.available": "5%", "nodefs.available": "10%"},
+            evictionSoftGracePeriod={"nodefs.available": "1m"},
+        ),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "self.evictionSoftGracePeriod.all(e, (e in self.evictionSoft))",
+        lambda o: _kubelet(
+            o,
+            evictionSoft={"nodefs.available": "10%"},
+            evictionSoftGracePeriod={"nodefs.available": "1m", "memory.available": "1m"},
+        ),
+        None,
+    ),
     ("EC2NodeClass", "spec.kubelet.evictionHard::", lambda o: _kubelet(o, evictionHard={"gpu.available": "1"}), None),
-    ("EC2NodeClass", "spec.kubelet.evictionSoft::", lambda o: _kubelet(o, evictionSoft={"gpu.available": "1"}, evictionSoftGracePeriod={"gpu.available": "1m"}), None),
-    ("EC2NodeClass", "spec.kubelet.evictionSoftGracePeriod::",
-     lambda o: _kubelet(o, evictionSoft={"gpu.available": "1"}, evictionSoftGracePeriod={"gpu.available": "1m"}), None),
-    ("EC2NodeClass", "spec.kubelet.kubeReserved::self.all(x, x=='cpu'", lambda o: _kubelet(o, kubeReserved={"nvidia.com/gpu": "1"}), None),
-    ("EC2NodeClass", "spec.kubelet.kubeReserved::self.all(x, !self[x].startsWith('-'))", lambda o: _kubelet(o, kubeReserved={"cpu": "-100m"}), None),
-    ("EC2NodeClass", "spec.kubelet.systemReserved::self.all(x, x=='cpu'", lambda o: _kubelet(o, systemReserved={"nvidia.com/gpu": "1"}), None),
-    ("EC2NodeClass", "spec.kubelet.systemReserved::self.all(x, !self[x].startsWith('-'))", lambda o: _kubelet(o, systemReserved={"memory": "-1Gi"}), None),
-    ("EC2NodeClass", "self.size() == 0 || self.exists(x, x.deviceIndex == 0", lambda o: _spec(o).update(networkInterfaces=[_nic(deviceIndex=1)]), None),
-    ("EC2NodeClass", "x.networkCardIndex == y.networkCardIndex && x.deviceIndex == y.deviceIndex", lambda o: _spec(o).update(networkInterfaces=[_nic(), _nic()]), None),
-    ("EC2NodeClass", "spec.placementGroupSelector::has(self.name) || has(self.id)", lambda o: _spec(o).update(placementGroupSelector={}), None),
-    ("EC2NodeClass", "!(has(self.name) && has(self.id))", lambda o: _spec(o).update(placementGroupSelector={"name": "a", "id": "pg-0123456789abcdef0"}), None),
+    (
+        "EC2NodeClass",
+        "spec.kubelet.evictionSoft::",
+        lambda o: _kubelet(o, evictionSoft={"gpu.available": "1"}, evictionSoftGracePeriod={"gpu.available": "1m"}),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "spec.kubelet.evictionSoftGracePeriod::",
+        lambda o: _kubelet(o, evictionSoft={"gpu.available": "1"}, evictionSoftGracePeriod={"gpu.available": "1m"}),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "spec.kubelet.kubeReserved::self.all(x, x=='cpu'",
+        lambda o: _kubelet(o, kubeReserved={"nvidia.com/gpu": "1"}),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "spec.kubelet.kubeReserved::self.all(x, !self[x].startsWith('-'))",
+        lambda o: _kubelet(o, kubeReserved={"cpu": "-100m"}),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "spec.kubelet.systemReserved::self.all(x, x=='cpu'",
+        lambda o: _kubelet(o, systemReserved={"nvidia.com/gpu": "1"}),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "spec.kubelet.systemReserved::self.all(x, !self[x].startsWith('-'))",
+        lambda o: _kubelet(o, systemReserved={"memory": "-1Gi"}),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "self.size() == 0 || self.exists(x, x.deviceIndex == 0",
+        lambda o: _spec(o).update(networkInterfaces=[_nic(deviceIndex=1)]),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "x.networkCardIndex == y.networkCardIndex && x.deviceIndex == y.deviceIndex",
+        lambda o: _spec(o).update(networkInterfaces=[_nic(), _nic()]),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "spec.placementGroupSelector::has(self.name) || has(self.id)",
+        lambda o: _spec(o).update(placementGroupSelector={}),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "!(has(self.name) && has(self.id))",
+        lambda o: _spec(o).update(placementGroupSelector={"name": "a", "id": "pg-0123456789abcdef0"}),
+        None,
+    ),
     ("EC2NodeClass", "spec.role::", lambda o: _spec(o).update(role=""), None),
-    ("EC2NodeClass", "spec.securityGroupSelectorTerms::self.size() != 0", lambda o: _spec(o).update(securityGroupSelectorTerms=[]), None),
-    ("EC2NodeClass", "spec.securityGroupSelectorTerms::self.all(x, has(x.tags) || has(x.id) || has(x.name))",
-     lambda o: _spec(o).update(securityGroupSelectorTerms=[{}]), None),
-    ("EC2NodeClass", "!self.all(x, has(x.id) && (has(x.tags) || has(x.name)))",
-     lambda o: _spec(o).update(securityGroupSelectorTerms=[{"id": "sg-0123456789abcdef0", "name": "x"}]), None),
-    ("EC2NodeClass", "!self.all(x, has(x.name) && (has(x.tags) || has(x.id)))",
-     lambda o: _spec(o).update(securityGroupSelectorTerms=[{"name": "x", "tags": {"a": "b"}}]), None),
-    ("EC2NodeClass", "spec.securityGroupSelectorTerms[].tags::", lambda o: _spec(o).update(securityGroupSelectorTerms=[{"tags": {"a": ""}}]), None),
+    (
+        "EC2NodeClass",
+        "spec.securityGroupSelectorTerms::self.size() != 0",
+        lambda o: _spec(o).update(securityGroupSelectorTerms=[]),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "spec.securityGroupSelectorTerms::self.all(x, has(x.tags) || has(x.id) || has(x.name))",
+        lambda o: _spec(o).update(securityGroupSelectorTerms=[{}]),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "!self.all(x, has(x.id) && (has(x.tags) || has(x.name)))",
+        lambda o: _spec(o).update(securityGroupSelectorTerms=[{"id": "sg-0123456789abcdef0", "name": "x"}]),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "!self.all(x, has(x.name) && (has(x.tags) || has(x.id)))",
+        lambda o: _spec(o).update(securityGroupSelectorTerms=[{"name": "x", "tags": {"a": "b"}}]),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "spec.securityGroupSelectorTerms[].tags::",
+        lambda o: _spec(o).update(securityGroupSelectorTerms=[{"tags": {"a": ""}}]),
+        None,
+    ),
     ("EC2NodeClass", "spec.subnetSelectorTerms::self.size() != 0", lambda o: _spec(o).update(subnetSelectorTerms=[]), None),
-    ("EC2NodeClass", "spec.subnetSelectorTerms::self.all(x, has(x.tags) || has(x.id))", lambda o: _spec(o).update(subnetSelectorTerms=[{}]), None),
-    ("EC2NodeClass", "!self.all(x, has(x.id) && has(x.tags))",
-     lambda o: _spec(o).update(subnetSelectorTerms=[{"id": "subnet-0123456789abcdef0", "tags": {"a": "b"}}]), None),
-    ("EC2NodeClass", "spec.subnetSelectorTerms[].tags::", lambda o: _spec(o).update(subnetSelectorTerms=[{"tags": {"": "x"}}]), None),
+    (
+        "EC2NodeClass",
+        "spec.subnetSelectorTerms::self.all(x, has(x.tags) || has(x.id))",
+        lambda o: _spec(o).update(subnetSelectorTerms=[{}]),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "!self.all(x, has(x.id) && has(x.tags))",
+        lambda o: _spec(o).update(subnetSelectorTerms=[{"id": "subnet-0123456789abcdef0", "tags": {"a": "b"}}]),
+        None,
+    ),
+    (
+        "EC2NodeClass",
+        "spec.subnetSelectorTerms[].tags::",
+        lambda o: _spec(o).update(subnetSelectorTerms=[{"tags": {"": "x"}}]),
+        None,
+    ),
     ("EC2NodeClass", "spec.tags::self.all(k, k != '')", lambda o: _spec(o)["tags"].update({"": "x"}), None),
     ("EC2NodeClass", "k !='eks:eks-cluster-name'", lambda o: _spec(o)["tags"].update({"eks:eks-cluster-name": "x"}), None),
-    ("EC2NodeClass", "!k.startsWith('kubernetes.io/cluster')", lambda o: _spec(o)["tags"].update({"kubernetes.io/clustername": "x"}), None),
+    (
+        "EC2NodeClass",
+        "!k.startsWith('kubernetes.io/cluster')",
+        lambda o: _spec(o)["tags"].update({"kubernetes.io/clustername": "x"}),
+        None,
+    ),
     ("EC2NodeClass", "k != 'karpenter.sh/nodepool'", lambda o: _spec(o)["tags"].update({"karpenter.sh/nodepool": "x"}), None),
     ("EC2NodeClass", "k !='karpenter.sh/nodeclaim'", lambda o: _spec(o)["tags"].update({"karpenter.sh/nodeclaim": "x"}), None),
-    ("EC2NodeClass", "k !='karpenter.k8s.aws/ec2nodeclass'", lambda o: _spec(o)["tags"].update({"karpenter.k8s.aws/ec2nodeclass": "x"}), None),
-    ("NodePool", "has(self.replicas) == has(oldSelf.replicas)", lambda o: (_spec(o).update(replicas=2), _spec(o).pop("weight"), _spec(o).pop("limits")),
-     lambda o: None),
+    (
+        "EC2NodeClass",
+        "k !='karpenter.k8s.aws/ec2nodeclass'",
+        lambda o: _spec(o)["tags"].update({"karpenter.k8s.aws/ec2nodeclass": "x"}),
+        None,
+    ),
+    (
+        "NodePool",
+        "has(self.replicas) == has(oldSelf.replicas)",
+        lambda o: (_spec(o).update(replicas=2), _spec(o).pop("weight"), _spec(o).pop("limits")),
+        lambda o: None,
+    ),
     ("NodePool", "'nodes' in self.limits", lambda o: _spec(o).update(replicas=2), None),
-    ("NodePool", "!has(self.replicas) || !has(self.weight)", lambda o: (_spec(o).update(replicas=2), _spec(o).pop("limits")), None),
-    ("NodePool", "has(x.schedule) == has(x.duration)", lambda o: _spec(o)["disruption"]["budgets"].append({"nodes": "0", "schedule": "@daily"}), None),
-    ("NodePool", "labels::self.all(x, x in [\"karpenter.sh/capacity-type\"", lambda o: _template(o)["metadata"]["labels"].update({"karpenter.sh/team": "x"}), None),
-    ("NodePool", "labels::self.all(x, x != \"karpenter.sh/nodepool\")", lambda o: _template(o)["metadata"]["labels"].update({"karpenter.sh/nodepool": "x"}), None),
-    ("NodePool", "labels::self.all(x, x != \"kubernetes.io/hostname\")", lambda o: _template(o)["metadata"]["labels"].update({"kubernetes.io/hostname": "x"}), None),
-    ("NodePool", "labels::self.all(x, x in [\"karpenter.k8s.aws/instance-tenancy\"",
-     lambda o: _template(o)["metadata"]["labels"].update({"team.karpenter.k8s.aws/x": "y"}), None),
-    ("NodePool", "self.group == oldSelf.group", lambda o: None, lambda o: _template(o)["spec"]["nodeClassRef"].update(group="karpenter.azure.com")),
-    ("NodePool", "self.kind == oldSelf.kind", lambda o: None, lambda o: _template(o)["spec"]["nodeClassRef"].update(kind="AKSNodeClass")),
+    (
+        "NodePool",
+        "!has(self.replicas) || !has(self.weight)",
+        lambda o: (_spec(o).update(replicas=2), _spec(o).pop("limits")),
+        None,
+    ),
+    (
+        "NodePool",
+        "has(x.schedule) == has(x.duration)",
+        lambda o: _spec(o)["disruption"]["budgets"].append({"nodes": "0", "schedule": "@daily"}),
+        None,
+    ),
+    (
+        "NodePool",
+        'labels::self.all(x, x in ["karpenter.sh/capacity-type"',
+        lambda o: _template(o)["metadata"]["labels"].update({"karpenter.sh/team": "x"}),
+        None,
+    ),
+    (
+        "NodePool",
+        'labels::self.all(x, x != "karpenter.sh/nodepool")',
+        lambda o: _template(o)["metadata"]["labels"].update({"karpenter.sh/nodepool": "x"}),
+        None,
+    ),
+    (
+        "NodePool",
+        'labels::self.all(x, x != "kubernetes.io/hostname")',
+        lambda o: _template(o)["metadata"]["labels"].update({"kubernetes.io/hostname": "x"}),
+        None,
+    ),
+    (
+        "NodePool",
+        'labels::self.all(x, x in ["karpenter.k8s.aws/instance-tenancy"',
+        lambda o: _template(o)["metadata"]["labels"].update({"team.karpenter.k8s.aws/x": "y"}),
+        None,
+    ),
+    (
+        "NodePool",
+        "self.group == oldSelf.group",
+        lambda o: None,
+        lambda o: _template(o)["spec"]["nodeClassRef"].update(group="karpenter.azure.com"),
+    ),
+    (
+        "NodePool",
+        "self.kind == oldSelf.kind",
+        lambda o: None,
+        lambda o: _template(o)["spec"]["nodeClassRef"].update(kind="AKSNodeClass"),
+    ),
     ("NodePool", "nodeClassRef.group::", lambda o: _template(o)["spec"]["nodeClassRef"].update(group=""), None),
     ("NodePool", "nodeClassRef.kind::", lambda o: _template(o)["spec"]["nodeClassRef"].update(kind=""), None),
     ("NodePool", "nodeClassRef.name::", lambda o: _template(o)["spec"]["nodeClassRef"].update(name=""), None),
-    ("NodePool", "x.operator == 'In' ? x.values.size() != 0", lambda o: _requirement(o, key="example.com/x", operator="In", values=[]), None),
-    ("NodePool", "(x.values.size() == 1 && int(x.values[0]) >= 0)",
-     lambda o: _requirement(o, key="karpenter.k8s.aws/instance-cpu", operator="Gt", values=["4", "8"]), None),
-    ("NodePool", "x.values.size() >= x.minValues",
-     lambda o: _requirement(o, key="node.kubernetes.io/instance-type", operator="In", values=["g6.xlarge"], minValues=2), None),
-    ("NodePool", "key::self in [\"karpenter.sh/capacity-type\"", lambda o: _requirement(o, key="karpenter.sh/team", operator="Exists"), None),
-    ("NodePool", "key::self != \"karpenter.sh/nodepool\"", lambda o: _requirement(o, key="karpenter.sh/nodepool", operator="Exists"), None),
-    ("NodePool", "key::self != \"kubernetes.io/hostname\"", lambda o: _requirement(o, key="kubernetes.io/hostname", operator="Exists"), None),
-    ("NodePool", "key::self in [\"karpenter.k8s.aws/instance-tenancy\"", lambda o: _requirement(o, key="karpenter.k8s.aws/team", operator="Exists"), None),
-    ("ScaledObject", "self.minReplicaCount <= (has(self.maxReplicaCount)", lambda o: _spec(o).update(minReplicaCount=9, maxReplicaCount=2), None),
+    (
+        "NodePool",
+        "x.operator == 'In' ? x.values.size() != 0",
+        lambda o: _requirement(o, key="example.com/x", operator="In", values=[]),
+        None,
+    ),
+    (
+        "NodePool",
+        "(x.values.size() == 1 && int(x.values[0]) >= 0)",
+        lambda o: _requirement(o, key="karpenter.k8s.aws/instance-cpu", operator="Gt", values=["4", "8"]),
+        None,
+    ),
+    (
+        "NodePool",
+        "x.values.size() >= x.minValues",
+        lambda o: _requirement(o, key="node.kubernetes.io/instance-type", operator="In", values=["g6.xlarge"], minValues=2),
+        None,
+    ),
+    (
+        "NodePool",
+        'key::self in ["karpenter.sh/capacity-type"',
+        lambda o: _requirement(o, key="karpenter.sh/team", operator="Exists"),
+        None,
+    ),
+    (
+        "NodePool",
+        'key::self != "karpenter.sh/nodepool"',
+        lambda o: _requirement(o, key="karpenter.sh/nodepool", operator="Exists"),
+        None,
+    ),
+    (
+        "NodePool",
+        'key::self != "kubernetes.io/hostname"',
+        lambda o: _requirement(o, key="kubernetes.io/hostname", operator="Exists"),
+        None,
+    ),
+    (
+        "NodePool",
+        'key::self in ["karpenter.k8s.aws/instance-tenancy"',
+        lambda o: _requirement(o, key="karpenter.k8s.aws/team", operator="Exists"),
+        None,
+    ),
+    (
+        "ScaledObject",
+        "self.minReplicaCount <= (has(self.maxReplicaCount)",
+        lambda o: _spec(o).update(minReplicaCount=9, maxReplicaCount=2),
+        None,
+    ),
 ]
 
 
@@ -208,7 +485,8 @@ def _rule_matching(kind: str, selector: str) -> tuple[str, str, str]:
     matches = [
         (k, path, rule)
         for k, path, rule in every_rule()
-        if k.endswith(f" {kind}") and (path.endswith(path_part) if path_part else True)
+        if k.endswith(f" {kind}")
+        and (path.endswith(path_part) if path_part else True)
         and (rule.startswith(rule_part) if path_part else rule_part in rule)
     ]
     assert len(matches) == 1, (kind, selector, matches)
@@ -247,15 +525,43 @@ def test_every_rule_of_the_crds_we_create_objects_of_has_a_broken_object():
 
 _LABEL_SEGMENT = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,8}[a-z0-9])?", fullmatch=True)
 _DOMAIN = st.lists(_LABEL_SEGMENT, min_size=1, max_size=3).map(".".join) | st.sampled_from(
-    ["karpenter.sh", "karpenter.k8s.aws", "kubernetes.io", "node.kubernetes.io", "a.karpenter.sh", "llm-platform.io", "example.com"]
+    [
+        "karpenter.sh",
+        "karpenter.k8s.aws",
+        "kubernetes.io",
+        "node.kubernetes.io",
+        "a.karpenter.sh",
+        "llm-platform.io",
+        "example.com",
+    ]
 )
-_LABEL_KEY = st.builds(lambda d, n: f"{d}/{n}" if d else n, st.none() | _DOMAIN, st.sampled_from(["team", "hostname", "nodepool", "capacity-type", "x"]))
-_TAG_KEY = st.sampled_from(["", "eks:eks-cluster-name", "kubernetes.io/cluster", "kubernetes.io/clusterx", "kubernetes.io/cluster/llm-dev",
-                            "karpenter.sh/nodepool", "karpenter.sh/nodeclaim", "karpenter.k8s.aws/ec2nodeclass", "team", "aws:x", "cost-center"])
+_LABEL_KEY = st.builds(
+    lambda d, n: f"{d}/{n}" if d else n,
+    st.none() | _DOMAIN,
+    st.sampled_from(["team", "hostname", "nodepool", "capacity-type", "x"]),
+)
+_TAG_KEY = st.sampled_from(
+    [
+        "",
+        "eks:eks-cluster-name",
+        "kubernetes.io/cluster",
+        "kubernetes.io/clusterx",
+        "kubernetes.io/cluster/llm-dev",
+        "karpenter.sh/nodepool",
+        "karpenter.sh/nodeclaim",
+        "karpenter.k8s.aws/ec2nodeclass",
+        "team",
+        "aws:x",
+        "cost-center",
+    ]
+)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(labels=st.dictionaries(_LABEL_KEY, st.sampled_from(["", "ml", "a.b"]), max_size=3), tags=st.dictionaries(_TAG_KEY, st.just("v"), max_size=3))
+@given(
+    labels=st.dictionaries(_LABEL_KEY, st.sampled_from(["", "ml", "a.b"]), max_size=3),
+    tags=st.dictionaries(_TAG_KEY, st.just("v"), max_size=3),
+)
 def test_accepted_config_never_makes_a_karpenter_object_its_crd_refuses(labels, tags):
     values = dev_config_values()
     values["llm-platform:addons"]["karpenter"]["nodePools"][0]["labels"] = labels
@@ -267,8 +573,12 @@ def test_accepted_config_never_makes_a_karpenter_object_its_crd_refuses(labels, 
     karpenter = cfg.addons.karpenter
     stack_tags = {"managed-by": "pulumi", "llm-platform/project": "llm-platform", "llm-platform/stack": "dev", **cfg.tags}
     for pool in karpenter.node_pools:
-        node_class = ec2_node_class_spec(pool, cfg.cluster.name, karpenter.ami_alias, "node-role", {**stack_tags, "llm-platform/pool": pool.name})
-        assert not cel_violations({"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": pool.name}, "spec": node_class})
+        node_class = ec2_node_class_spec(
+            pool, cfg.cluster.name, karpenter.ami_alias, "node-role", {**stack_tags, "llm-platform/pool": pool.name}
+        )
+        assert not cel_violations(
+            {"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": pool.name}, "spec": node_class}
+        )
     for placement in karpenter_placements(karpenter):
         pool = next(p for p in karpenter.node_pools if p.name == placement.pool)
         spec = nodepool_spec(pool, placement, tuple(cfg.cluster.network.zones))

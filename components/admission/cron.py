@@ -13,7 +13,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 _MONTHS = {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())}
 _WEEKDAYS = {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())}
 # (name, min, max, names) for minute, hour, day of month, month, day of week (parser.go `bounds`).
-_FIELDS = (("minute", 0, 59, None), ("hour", 0, 23, None), ("day of month", 1, 31, None), ("month", 1, 12, _MONTHS), ("day of week", 0, 6, _WEEKDAYS))
+_FIELDS = (
+    ("minute", 0, 59, None),
+    ("hour", 0, 23, None),
+    ("day of month", 1, 31, None),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 6, _WEEKDAYS),
+)
 _GO_ATOI = re.compile(r"^[+-]?[0-9]+$")  # strconv.Atoi: ASCII digits only
 
 

@@ -177,8 +177,9 @@ class _Checker:
             declared, tokens = [tokens[0][1]], tokens[2:]
         elif range_pair and len(tokens) >= 4 and [k for k, _ in tokens[:4]] == ["variable", "comma", "variable", "declare"]:
             declared, tokens = [tokens[0][1], tokens[2][1]], tokens[4:]
-        for _, word in (t for t in tokens if t[0] in ("declare", "assign", "comma")):
-            raise TemplateError(f"unexpected {word!r} in command")
+        stray = next((word for kind, word in tokens if kind in ("declare", "assign", "comma")), None)
+        if stray:
+            raise TemplateError(f"unexpected {stray!r} in command")
         self.commands(tokens)
         self.scopes[-1].update(declared)
 
@@ -224,7 +225,9 @@ def _with_fields(tokens: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
-def template_problem(text: str, functions: frozenset[str] = TEMPLATE_FUNCTIONS, variables: frozenset[str] = ALERT_VARIABLES) -> str | None:
+def template_problem(
+    text: str, functions: frozenset[str] = TEMPLATE_FUNCTIONS, variables: frozenset[str] = ALERT_VARIABLES
+) -> str | None:
     """Why Go's text/template parser (with Prometheus' functions) refuses `text`, or None."""
     try:
         checker = _Checker(functions, variables)

@@ -50,7 +50,13 @@ def hpa_name(obj: dict[str, Any]) -> str:
 def _name_findings(obj: dict[str, Any]) -> list[Finding]:
     name, source = obj["metadata"]["name"], _webhook("verifyName")
     if len(name.encode()) > MAX_LABEL_VALUE:
-        return [Finding(("metadata", "name"), f"scaledobject name {name!r} is {len(name)} characters long; must be no more than {MAX_LABEL_VALUE}", source)]
+        return [
+            Finding(
+                ("metadata", "name"),
+                f"scaledobject name {name!r} is {len(name)} characters long; must be no more than {MAX_LABEL_VALUE}",
+                source,
+            )
+        ]
     hpa = hpa_name(obj)
     if len(hpa.encode()) > MAX_LABEL_VALUE:
         return [
@@ -70,10 +76,14 @@ def _replica_findings(spec: dict[str, Any]) -> list[Finding]:
     minimum = 0 if configured_min is None else max(1, configured_min)
     maximum = spec.get("maxReplicaCount", DEFAULT_MAX_REPLICAS)
     if minimum > maximum:
-        return [Finding(("spec", "minReplicaCount"), f"MinReplicaCount={minimum} must be less than MaxReplicaCount={maximum}", source)]
+        return [
+            Finding(("spec", "minReplicaCount"), f"MinReplicaCount={minimum} must be less than MaxReplicaCount={maximum}", source)
+        ]
     idle = spec.get("idleReplicaCount")
     if idle is not None and idle >= minimum:
-        return [Finding(("spec", "idleReplicaCount"), f"IdleReplicaCount={idle} must be less than MinReplicaCount={minimum}", source)]
+        return [
+            Finding(("spec", "idleReplicaCount"), f"IdleReplicaCount={idle} must be less than MinReplicaCount={minimum}", source)
+        ]
     return []
 
 
@@ -114,9 +124,15 @@ def _fallback_findings(spec: dict[str, Any]) -> list[Finding]:
                         PLATFORM_POLICY,
                     )
                 )
-    if fallback.get("behavior") == "scalingModifiers" and not ((spec.get("advanced") or {}).get("scalingModifiers") or {}).get("formula"):
+    if fallback.get("behavior") == "scalingModifiers" and not ((spec.get("advanced") or {}).get("scalingModifiers") or {}).get(
+        "formula"
+    ):
         findings.append(
-            Finding(("spec", "fallback", "behavior"), "scalingModifiers fallback behavior requires scalingModifiers.formula to be defined", _webhook("verifyScaledObjects"))
+            Finding(
+                ("spec", "fallback", "behavior"),
+                "scalingModifiers fallback behavior requires scalingModifiers.formula to be defined",
+                _webhook("verifyScaledObjects"),
+            )
         )
     return findings
 
@@ -129,11 +145,21 @@ def _trigger_findings(spec: dict[str, Any]) -> list[Finding]:
     findings, names = [], set()
     for i, trigger in enumerate(triggers):
         if trigger.get("useCachedMetrics") and trigger.get("type") in ("cpu", "memory", "cron"):
-            findings.append(Finding(("spec", "triggers", i, "useCachedMetrics"), f'property "useCachedMetrics" is not supported for "{trigger["type"]}" scaler', source))
+            findings.append(
+                Finding(
+                    ("spec", "triggers", i, "useCachedMetrics"),
+                    f'property "useCachedMetrics" is not supported for "{trigger["type"]}" scaler',
+                    source,
+                )
+            )
         name = trigger.get("name", "")
         if name and name in names:
             findings.append(
-                Finding(("spec", "triggers", i, "name"), f'triggerName "{name}" is defined multiple times in the ScaledObject/ScaledJob, but it must be unique', source)
+                Finding(
+                    ("spec", "triggers", i, "name"),
+                    f'triggerName "{name}" is defined multiple times in the ScaledObject/ScaledJob, but it must be unique',
+                    source,
+                )
             )
         names.add(name)
     return findings
@@ -148,7 +174,11 @@ def _modifier_findings(spec: dict[str, Any]) -> list[Finding]:
     if not formula:
         return [Finding((*path, "formula"), "error ScalingModifiers.Formula is mandatory", source)]
     if not target:
-        return [Finding((*path, "target"), "error validating formula in ScalingModifiers: formula is given but target is empty", source)]
+        return [
+            Finding(
+                (*path, "target"), "error validating formula in ScalingModifiers: formula is given but target is empty", source
+            )
+        ]
     names = frozenset(t["name"] for t in spec.get("triggers") or [] if t.get("name") and t.get("type") not in RESOURCE_TRIGGERS)
     problem = formula_problem(formula, names)
     if problem:
@@ -158,9 +188,21 @@ def _modifier_findings(spec: dict[str, Any]) -> list[Finding]:
     except ValueError:
         valid_target = False
     if not valid_target:
-        return [Finding((*path, "target"), f"error converting target for scalingModifiers (string->float) to valid target: {target!r}", source)]
+        return [
+            Finding(
+                (*path, "target"),
+                f"error converting target for scalingModifiers (string->float) to valid target: {target!r}",
+                source,
+            )
+        ]
     if modifiers.get("metricType") == "Utilization":
-        return [Finding((*path, "metricType"), "error trigger type is Utilization, but it needs to be AverageValue or Value for external metrics", source)]
+        return [
+            Finding(
+                (*path, "metricType"),
+                "error trigger type is Utilization, but it needs to be AverageValue or Value for external metrics",
+                source,
+            )
+        ]
     return []
 
 
@@ -206,21 +248,39 @@ def _prometheus_findings(path: tuple, trigger: dict[str, Any]) -> list[Finding]:
     for key in ("threshold", "activationThreshold"):
         value = _metadata(trigger, key)
         if value and not _JSON_NUMBER.match(value):
-            findings.append(Finding((*path, "metadata", key), f'unable to set param "{key}" value "{value}": not a JSON number', source))
+            findings.append(
+                Finding((*path, "metadata", key), f'unable to set param "{key}" value "{value}": not a JSON number', source)
+            )
     for key in ("ignoreNullValues", "unsafeSsl"):
         value = _metadata(trigger, key)
         if value and value not in _GO_BOOL:
-            findings.append(Finding((*path, "metadata", key), f'unable to set param "{key}" value "{value}": not a boolean', source))
+            findings.append(
+                Finding((*path, "metadata", key), f'unable to set param "{key}" value "{value}": not a boolean', source)
+            )
     if trigger.get("metricType") == "Utilization":
         findings.append(
-            Finding((*path, "metricType"), "'Utilization' metric type is unsupported for external metrics, allowed values are 'Value' or 'AverageValue'", f"{VERSION} GetMetricTargetType")
+            Finding(
+                (*path, "metricType"),
+                "'Utilization' metric type is unsupported for external metrics, allowed values are 'Value' or 'AverageValue'",
+                f"{VERSION} GetMetricTargetType",
+            )
         )
     query = _metadata(trigger, "query")
     problem = promql_problem(query) if query else None
     if problem:
-        findings.append(Finding((*path, "metadata", "query"), f"Prometheus refuses the query on every poll: {problem}", "Prometheus 3.13 query parser"))
+        findings.append(
+            Finding(
+                (*path, "metadata", "query"),
+                f"Prometheus refuses the query on every poll: {problem}",
+                "Prometheus 3.13 query parser",
+            )
+        )
     elif query and one_series_problem(query):
-        findings.append(Finding((*path, "metadata", "query"), one_series_problem(query) or "", f"{VERSION} prometheus scaler, ExecutePromQuery"))
+        findings.append(
+            Finding(
+                (*path, "metadata", "query"), one_series_problem(query) or "", f"{VERSION} prometheus scaler, ExecutePromQuery"
+            )
+        )
     return findings
 
 
@@ -241,10 +301,18 @@ def _cron_findings(path: tuple, trigger: dict[str, Any]) -> list[Finding]:
         findings.append(Finding((*path, "metadata", "end"), "start and end can not have exactly same time input", source))
     replicas = _metadata(trigger, "desiredReplicas")
     if not _JSON_INT.match(replicas) or int(replicas) == 0:
-        findings.append(Finding((*path, "metadata", "desiredReplicas"), "no desiredReplicas specified (a non-zero integer)", source))
+        findings.append(
+            Finding((*path, "metadata", "desiredReplicas"), "no desiredReplicas specified (a non-zero integer)", source)
+        )
     problem = timezone_problem(_metadata(trigger, "timezone"))
     if problem:
-        findings.append(Finding((*path, "metadata", "timezone"), f"unable to load timezone: {problem}", f"{VERSION} cron scaler, GetMetricsAndActivity"))
+        findings.append(
+            Finding(
+                (*path, "metadata", "timezone"),
+                f"unable to load timezone: {problem}",
+                f"{VERSION} cron scaler, GetMetricsAndActivity",
+            )
+        )
     return findings
 
 
@@ -264,7 +332,9 @@ def _hpa_behavior_findings(spec: dict[str, Any]) -> list[Finding]:
         path = ("spec", "advanced", "horizontalPodAutoscalerConfig", "behavior", direction)
         window = rules.get("stabilizationWindowSeconds")
         if window is not None and not 0 <= window <= HPA_MAX_STABILIZATION_SECONDS:
-            findings.append(Finding((*path, "stabilizationWindowSeconds"), f"must be between 0 and {HPA_MAX_STABILIZATION_SECONDS}", source))
+            findings.append(
+                Finding((*path, "stabilizationWindowSeconds"), f"must be between 0 and {HPA_MAX_STABILIZATION_SECONDS}", source)
+            )
         if rules.get("selectPolicy", "Max") not in ("Max", "Min", "Disabled"):
             findings.append(Finding((*path, "selectPolicy"), "must be one of Max, Min, Disabled", source))
         policies = rules.get("policies")
@@ -276,7 +346,13 @@ def _hpa_behavior_findings(spec: dict[str, Any]) -> list[Finding]:
             if not policy.get("value", 0) > 0:
                 findings.append(Finding((*path, "policies", i, "value"), "must be greater than zero", source))
             if not 0 < policy.get("periodSeconds", 0) <= HPA_MAX_PERIOD_SECONDS:
-                findings.append(Finding((*path, "policies", i, "periodSeconds"), f"must be greater than zero and at most {HPA_MAX_PERIOD_SECONDS}", source))
+                findings.append(
+                    Finding(
+                        (*path, "policies", i, "periodSeconds"),
+                        f"must be greater than zero and at most {HPA_MAX_PERIOD_SECONDS}",
+                        source,
+                    )
+                )
     return findings
 
 
@@ -302,10 +378,28 @@ def scaled_object_conflicts(objects: list[dict[str, Any]]) -> list[tuple[int, Fi
         target = (obj.get("spec") or {}).get("scaleTargetRef") or {}
         target_key = (namespace, target.get("apiVersion", "apps/v1"), target.get("kind", "Deployment"), target.get("name"))
         if target_key in seen_targets:
-            found.append((index, Finding(("spec", "scaleTargetRef"), f"the workload '{target.get('name')}' of type '{target_key[2]}' is already managed by the ScaledObject '{seen_targets[target_key]}'", _webhook("verifyScaledObjects"))))
+            found.append(
+                (
+                    index,
+                    Finding(
+                        ("spec", "scaleTargetRef"),
+                        f"the workload '{target.get('name')}' of type '{target_key[2]}' is already managed by the ScaledObject '{seen_targets[target_key]}'",
+                        _webhook("verifyScaledObjects"),
+                    ),
+                )
+            )
         seen_targets.setdefault(target_key, name)
         hpa_key = (namespace, hpa_name(obj))
         if hpa_key in seen_hpas:
-            found.append((index, Finding(("metadata", "name"), f"the HPA '{hpa_key[1]}' is already managed by the ScaledObject '{seen_hpas[hpa_key]}'", _webhook("verifyScaledObjects"))))
+            found.append(
+                (
+                    index,
+                    Finding(
+                        ("metadata", "name"),
+                        f"the HPA '{hpa_key[1]}' is already managed by the ScaledObject '{seen_hpas[hpa_key]}'",
+                        _webhook("verifyScaledObjects"),
+                    ),
+                )
+            )
         seen_hpas.setdefault(hpa_key, name)
     return found

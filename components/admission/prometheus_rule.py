@@ -82,7 +82,9 @@ def _rule_findings(path: tuple, rule: dict) -> list[Finding]:
         if not METRIC_NAME.match(record):
             findings.append(Finding((*path, "record"), f"invalid recording rule name: {record}", source))
         if "{" in record or "}" in record:
-            findings.append(Finding((*path, "record"), f"braces present in the recording rule name; should it be in expr?: {record}", source))
+            findings.append(
+                Finding((*path, "record"), f"braces present in the recording rule name; should it be in expr?: {record}", source)
+            )
     labels, annotations = rule.get("labels") or {}, rule.get("annotations") or {}
     findings += _name_findings((*path, "labels"), labels, "label", forbid_metric_name=True)
     findings += _name_findings((*path, "annotations"), annotations, "annotation", forbid_metric_name=False)
@@ -92,7 +94,9 @@ def _rule_findings(path: tuple, rule: dict) -> list[Finding]:
                 problem = template_problem(str(value))
                 if problem:
                     findings.append(
-                        Finding((*path, key, name), f"template: __alert_{alert}: {problem}", f"{SOURCE}, rulefmt testTemplateParsing")
+                        Finding(
+                            (*path, key, name), f"template: __alert_{alert}: {problem}", f"{SOURCE}, rulefmt testTemplateParsing"
+                        )
                     )
     return findings
 
@@ -119,7 +123,9 @@ def prometheus_rule_findings(obj: dict[str, Any]) -> list[Finding]:
             findings.append(Finding((*path, "name"), "Groupname must not be empty", f"{SOURCE}, rulefmt RuleGroups.Validate"))
         elif name in seen:
             findings.append(
-                Finding((*path, "name"), f'groupname: "{name}" is repeated in the same file', f"{SOURCE}, rulefmt RuleGroups.Validate")
+                Finding(
+                    (*path, "name"), f'groupname: "{name}" is repeated in the same file', f"{SOURCE}, rulefmt RuleGroups.Validate"
+                )
             )
         seen.add(name)
         findings += _name_findings((*path, "labels"), group.get("labels") or {}, "label", forbid_metric_name=True)

@@ -19,9 +19,23 @@ import promql_parser
 # answers `function "X" is not enabled`), plus `start_timestamp`, which 3.13 does not have at all.
 EXPERIMENTAL_FUNCTIONS = frozenset(
     {
-        "end", "first_over_time", "histogram_quantiles", "double_exponential_smoothing", "info", "max_of", "min_of",
-        "mad_over_time", "ts_of_first_over_time", "ts_of_max_over_time", "ts_of_min_over_time", "ts_of_last_over_time",
-        "range", "sort_by_label", "sort_by_label_desc", "start", "step",
+        "end",
+        "first_over_time",
+        "histogram_quantiles",
+        "double_exponential_smoothing",
+        "info",
+        "max_of",
+        "min_of",
+        "mad_over_time",
+        "ts_of_first_over_time",
+        "ts_of_max_over_time",
+        "ts_of_min_over_time",
+        "ts_of_last_over_time",
+        "range",
+        "sort_by_label",
+        "sort_by_label_desc",
+        "start",
+        "step",
     }
 )
 UNKNOWN_IN_PROMETHEUS_3_13 = frozenset({"start_timestamp"})
@@ -108,7 +122,9 @@ def one_series_problem(expr: str) -> str | None:
         return None
     if _one_series(tree):
         return None
-    return "may return more than one series, and KEDA's prometheus scaler fails on a result of several: aggregate it (sum, avg, max)"
+    return (
+        "may return more than one series, and KEDA's prometheus scaler fails on a result of several: aggregate it (sum, avg, max)"
+    )
 
 
 def selected_metrics(expr: str) -> list[tuple[str | None, list[tuple[str, str, str]]]]:

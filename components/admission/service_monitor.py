@@ -22,7 +22,19 @@ from .durations import parse_prometheus_duration
 SOURCE = "Prometheus Operator v0.93 ServiceMonitor selection"
 DEFAULT_SCRAPE_INTERVAL = "30s"  # operator.DefaultScrapeInterval; kube-prometheus-stack leaves it unset
 RELABEL_ACTIONS = frozenset(
-    {"replace", "keep", "drop", "hashmod", "labelmap", "labeldrop", "labelkeep", "lowercase", "uppercase", "keepequal", "dropequal"}
+    {
+        "replace",
+        "keep",
+        "drop",
+        "hashmod",
+        "labelmap",
+        "labeldrop",
+        "labelkeep",
+        "lowercase",
+        "uppercase",
+        "keepequal",
+        "dropequal",
+    }
 )
 _NEEDS_TARGET = frozenset({"replace", "hashmod", "lowercase", "uppercase", "keepequal", "dropequal"})
 # RE2 (Go's regexp) has no look-around and no backreferences; Python's re has both.
@@ -53,15 +65,23 @@ def relabel_findings(path: tuple, config: dict[str, Any]) -> list[Finding]:
     if action == "hashmod" and not config.get("modulus"):
         findings.append(Finding((*path, "modulus"), "relabel configuration for hashmod requires non-zero modulus", source))
     if action in _NEEDS_TARGET and not config.get("targetLabel"):
-        findings.append(Finding((*path, "targetLabel"), f"relabel configuration for {action} action needs targetLabel value", source))
+        findings.append(
+            Finding((*path, "targetLabel"), f"relabel configuration for {action} action needs targetLabel value", source)
+        )
     if action in ("labeldrop", "labelkeep"):
         extra = [k for k in ("sourceLabels", "targetLabel", "modulus", "separator", "replacement") if config.get(k)]
         if extra:
-            findings.append(Finding(path, f"{action} action requires only 'regex', and no other fields (has {', '.join(extra)})", source))
+            findings.append(
+                Finding(path, f"{action} action requires only 'regex', and no other fields (has {', '.join(extra)})", source)
+            )
     if action in ("keepequal", "dropequal"):
-        extra = [k for k in ("regex", "modulus", "separator", "replacement") if config.get(k) not in (None, "", "(.*)", 0, ";", "$1")]
+        extra = [
+            k for k in ("regex", "modulus", "separator", "replacement") if config.get(k) not in (None, "", "(.*)", 0, ";", "$1")
+        ]
         if extra:
-            findings.append(Finding(path, f"{action} action requires only 'source_labels' and `target_label`, and no other fields", source))
+            findings.append(
+                Finding(path, f"{action} action requires only 'source_labels' and `target_label`, and no other fields", source)
+            )
     return findings
 
 
@@ -76,7 +96,13 @@ def service_monitor_findings(obj: dict[str, Any]) -> list[Finding]:
                 try:
                     durations[key] = parse_prometheus_duration(endpoint[key])
                 except ValueError as exc:
-                    findings.append(Finding((*path, key), f"invalid {key} {endpoint[key]!r}: {exc}", f"{SOURCE}, CompareScrapeTimeoutToScrapeInterval"))
+                    findings.append(
+                        Finding(
+                            (*path, key),
+                            f"invalid {key} {endpoint[key]!r}: {exc}",
+                            f"{SOURCE}, CompareScrapeTimeoutToScrapeInterval",
+                        )
+                    )
         interval = durations.get("interval", parse_prometheus_duration(DEFAULT_SCRAPE_INTERVAL))
         if "scrapeTimeout" in durations and durations["scrapeTimeout"] > interval:
             findings.append(
