@@ -34,6 +34,13 @@ def _broken(base: dict[str, Any], mutate: Mutation) -> dict[str, Any]:
     return obj
 
 
+def _assert_caught(check, base: dict[str, Any], mutate: Mutation, path: str, message: str) -> None:
+    """`check` accepts the registered object and refuses it, at `path` and saying `message`, once broken."""
+    assert check(base) == []
+    errors = _errors(check(_broken(base, mutate)))
+    assert any(e.startswith(f"{path}: ") and message in e for e in errors), "\n".join(errors)
+
+
 def _errors(findings) -> list[str]:
     return [f"{'.'.join(map(str, f.path))}: {f.message} ({f.source})" for f in findings if f.severity == "error"]
 
@@ -287,10 +294,8 @@ KEDA_CASES: list[tuple[str, Mutation, str, str]] = [
 
 @pytest.mark.parametrize("mutate, path, message", [c[1:] for c in KEDA_CASES], ids=[c[0] for c in KEDA_CASES])
 def test_keda_checker_catches_each_rule(mutate, path, message):
-    base = _registered("dev", "ScaledObject")  # queue, kv-cache and active-hours triggers, scale-to-zero
-    assert scaled_object_findings(base) == []
-    errors = _errors(scaled_object_findings(_broken(base, mutate)))
-    assert any(e.startswith(f"{path}: ") and message in e for e in errors), "\n".join(errors)
+    # dev: queue, kv-cache and active-hours triggers, scale-to-zero
+    _assert_caught(scaled_object_findings, _registered("dev", "ScaledObject"), mutate, path, message)
 
 
 def _with_formula(obj):
@@ -464,10 +469,7 @@ PROMETHEUS_RULE_CASES: list[tuple[str, Mutation, str, str]] = [
     "mutate, path, message", [c[1:] for c in PROMETHEUS_RULE_CASES], ids=[c[0] for c in PROMETHEUS_RULE_CASES]
 )
 def test_prometheus_rule_checker_catches_each_rule(mutate, path, message):
-    base = _registered("prod", "PrometheusRule", "qwen3-8b-vllm")
-    assert prometheus_rule_findings(base) == []
-    errors = _errors(prometheus_rule_findings(_broken(base, mutate)))
-    assert any(e.startswith(f"{path}: ") and message in e for e in errors), "\n".join(errors)
+    _assert_caught(prometheus_rule_findings, _registered("prod", "PrometheusRule", "qwen3-8b-vllm"), mutate, path, message)
 
 
 def test_prometheus_rule_checker_accepts_what_rulefmt_accepts():
@@ -552,10 +554,8 @@ SERVICE_MONITOR_CASES: list[tuple[str, Mutation, str, str]] = [
     "mutate, path, message", [c[1:] for c in SERVICE_MONITOR_CASES], ids=[c[0] for c in SERVICE_MONITOR_CASES]
 )
 def test_service_monitor_checker_catches_each_rule(mutate, path, message):
-    base = _registered("prod", "ServiceMonitor", "dcgm-exporter")  # the one with a relabeling
-    assert service_monitor_findings(base) == []
-    errors = _errors(service_monitor_findings(_broken(base, mutate)))
-    assert any(e.startswith(f"{path}: ") and message in e for e in errors), "\n".join(errors)
+    # DCGM's: the one with a relabeling
+    _assert_caught(service_monitor_findings, _registered("prod", "ServiceMonitor", "dcgm-exporter"), mutate, path, message)
 
 
 # --- The building blocks ------------------------------------------------------------------------
