@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from components.admission.keda import scaled_object_conflicts
 from components.admission.objects import CHECKS, object_findings
@@ -223,3 +225,18 @@ def test_the_cli_reports_a_refusal_in_one_line_without_traceback(tmp_path, comma
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "Pulumi.broken.yaml: llm-platform:models[0].scaling.activeHours.timezone: ScaledObject qwen3-4b: " in result.stderr
     assert "unknown time zone Europe/Atlantis (KEDA v2.20.2 cron scaler" in result.stderr
+
+
+_CRON_FIELD = st.one_of(st.text(alphabet="0123456789*/-,?", min_size=1, max_size=6), st.sampled_from(["MON", "jan", "7", "٣", "+5", "99"]))
+_CRON = st.lists(_CRON_FIELD, min_size=4, max_size=6).map(" ".join) | st.text(max_size=20)
+
+
+@settings(max_examples=150, deadline=None)
+@given(start=_CRON, end=_CRON, timezone=st.text(max_size=300) | st.sampled_from(["UTC", "Europe/Berlin", "europe/berlin", "Etc/GMT+5"]))
+def test_any_schedule_is_accepted_or_refused_at_its_key_never_a_crash(start, end, timezone):
+    values = dev_config_values()
+    values["llm-platform:models"][0]["scaling"]["activeHours"] = {"start": start, "end": end, "timezone": timezone}
+    try:
+        checked_stack_config(stack_from(values).namespace_values(), "Pulumi.dev.yaml")
+    except ConfigError as error:
+        assert all(path.startswith("llm-platform:models[0].scaling.activeHours") for path, _ in error.problems), error.problems
