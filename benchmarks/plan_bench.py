@@ -32,9 +32,9 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))

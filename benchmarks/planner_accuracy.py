@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components.planner_cases import mean_abs, replay_all  # noqa: E402
+from components.planner.cases import mean_abs, replay_all  # noqa: E402
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from components.config import ConfigError, stack_config_json_schema
+from components.config.stack import ConfigError, stack_config_json_schema
 
 from . import PROJECT_DIR
 from .config_reference import config_reference_markdown, write_into

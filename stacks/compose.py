@@ -8,14 +8,14 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from components.addons import AddonsContract, build_addons
-from components.cluster import build_cluster
-from components.cluster_contract import ClusterContract
-from components.config import CONFIG_NAMESPACE, StackConfig
-from components.cost import estimate_cost
-from components.model_config import ModelConfig
-from components.model_fit import max_num_seqs, model_fit, unmodelled_flags
-from components.models import ModelServices, model_platform
+from components.addons.layer import AddonsContract, build_addons
+from components.clusters.build import build_cluster
+from components.clusters.contract import ClusterContract
+from components.config.models import ModelConfig
+from components.config.planning import max_num_seqs, model_fit, unmodelled_flags
+from components.config.stack import CONFIG_NAMESPACE, StackConfig
+from components.planner.cost import estimate_cost
+from components.serving.models import ModelServices, model_platform
 
 from .preflight import checked_stack_config
 

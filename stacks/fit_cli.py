@@ -8,12 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from components.gpu_catalog import gpu_models
-from components.memory_model import TP_SIZES, FitError, MemoryEstimate, ServingShape, estimate, smallest_fit
-from components.model_architecture import ArchitectureError, ModelArchitecture, architecture_from_file, catalog_architecture, catalog_names
-from components.vllm_flags import VLLM_VERSION
-from components.vllm_memory_profiles import version_key
-from components.weight_formats import FP8_KV_DTYPES, WeightFormatError
+from components.catalog.gpus import gpu_models
+from components.catalog.models import catalog_names
+from components.planner.architectures import ArchitectureError, ModelArchitecture, architecture_from_file, catalog_architecture
+from components.planner.memory import TP_SIZES, FitError, MemoryEstimate, ServingShape, estimate, smallest_fit
+from components.planner.weight_formats import FP8_KV_DTYPES, WeightFormatError
+from components.vllm.flags import VLLM_VERSION
+from components.vllm.memory_profiles import version_key
 
 
 class FitInputError(ValueError):

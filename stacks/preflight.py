@@ -20,17 +20,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.addons_gpu import gpu_monitoring_objects
-from components.addons_monitoring import ADAPTER_RULES, PROMETHEUS_URL
+from components.addons.dashboards import DASHBOARDS, Dashboard
+from components.addons.gpu import gpu_monitoring_objects
+from components.addons.monitoring import ADAPTER_RULES, PROMETHEUS_URL
 from components.admission import Finding
 from components.admission.keda import scaled_object_conflicts
 from components.admission.objects import CustomObject, object_findings
 from components.admission.promql import promql_problem
-from components.config import ConfigError, StackConfig, parse_stack_config
-from components.config_errors import Loc, format_key_path
-from components.dashboards import DASHBOARDS, Dashboard
-from components.model_service import monitored_objects
-from components.model_signals import prometheus_rule_config_key, scaled_object_config_key
+from components.config.errors import Loc, format_key_path
+from components.config.stack import ConfigError, StackConfig, parse_stack_config
+from components.serving.service import monitored_objects
+from components.serving.signals import prometheus_rule_config_key, scaled_object_config_key
 
 # Grafana fills these in before a query reaches Prometheus; a representative value each.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "30s", "$__range": "1h"}

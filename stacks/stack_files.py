@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from components.config import CONFIG_NAMESPACE, StackConfig
+from components.config.stack import CONFIG_NAMESPACE, StackConfig
 
 from . import PROJECT_DIR
 from .preflight import checked_stack_config

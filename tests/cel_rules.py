@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import cel
-
 from upstream import crd_schemas
 
 # github.com/google/cel-spec reserved words, escaped by Kubernetes as __<word>__ in property names.

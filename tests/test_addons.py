@@ -8,14 +8,14 @@ import subprocess
 import sys
 
 import yaml
-
-from components.addons_gpu import DCGM_COUNTERS, GPU_ALERTS
-from components.dashboards import DASHBOARD_LABEL, DASHBOARDS, GPU_DASHBOARD, VLLM_DASHBOARD
-from components.gpu_scheduling import GPU_TAINT, LABEL_NODE_ROLE, LABEL_POOL, SPOT_TAINT
 from conftest import PROJECT_DIR, dev_config_values, program_run, stack_from
+from upstream import require_upstream
+
+from components.addons.dashboards import DASHBOARD_LABEL, DASHBOARDS, GPU_DASHBOARD, VLLM_DASHBOARD
+from components.addons.gpu import DCGM_COUNTERS, GPU_ALERTS
+from components.scheduling import GPU_TAINT, LABEL_NODE_ROLE, LABEL_POOL, SPOT_TAINT
 from stacks.offline import COMPUTED, run_program
 from stacks.plan import HELM_RELEASE_TYPE
-from upstream import require_upstream
 
 NS = "llm-platform"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"

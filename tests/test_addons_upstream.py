@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from components.charts import ALL_CHARTS, GPU_OPERATOR
 from conftest import STACKS, program_run
-from stacks.plan import HELM_RELEASE_TYPE
 from upstream import crd_index, crd_validation_errors, helm_value_problems, upstream_chart_version
+
+from components.releases import ALL_CHARTS, GPU_OPERATOR
+from stacks.plan import HELM_RELEASE_TYPE
 
 CHARTS_BY_REF = {c.chart: c for c in ALL_CHARTS}
 # Which release installs the CRDs of each API group we create objects of.

@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import PROJECT_DIR, STACKS, dev_config_values, program_run, stack_from
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from components.addons.dashboards import DASHBOARD_LABEL
 from components.admission.keda import scaled_object_conflicts
 from components.admission.objects import CHECKS, object_findings
 from components.admission.promql import promql_problem
-from components.config import ConfigError
-from components.dashboards import DASHBOARD_LABEL
-from conftest import PROJECT_DIR, STACKS, dev_config_values, program_run, stack_from
+from components.config.stack import ConfigError
 from stacks.offline import run_program
 from stacks.preflight import checked_stack_config, grafana_interpolated, planned_objects
 
@@ -114,7 +114,7 @@ def test_adapter_rules_parse_when_the_adapter_is_on():
 
 
 def _broken_monitored_objects(break_it):
-    from components import model_service
+    from components.serving import service as model_service
 
     def broken(model, prometheus_url):
         objects = model_service.monitored_objects(model, prometheus_url)

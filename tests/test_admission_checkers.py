@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import program_run
 
 from components.admission.cron import cron_problem
 from components.admission.durations import parse_prometheus_duration
@@ -17,7 +18,6 @@ from components.admission.keda import scaled_object_findings
 from components.admission.prometheus_rule import prometheus_rule_findings
 from components.admission.promql import one_series_problem, promql_problem
 from components.admission.service_monitor import service_monitor_findings
-from conftest import program_run
 
 Mutation = Callable[[dict[str, Any]], Any]
 

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cel_rules import KUBERNETES_FUNCTIONS, cel_results, cel_violations, every_rule
+from conftest import dev_config_values, program_run, stack_from
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cel_rules import KUBERNETES_FUNCTIONS, cel_results, cel_violations, every_rule
-from components.addons_karpenter import ec2_node_class_spec, karpenter_placements, nodepool_name, nodepool_spec
-from components.config import ConfigError, parse_stack_config
-from conftest import dev_config_values, program_run, stack_from
+from components.clusters.aws.karpenter import ec2_node_class_spec, karpenter_placements, nodepool_name, nodepool_spec
+from components.config.stack import ConfigError, parse_stack_config
 
 OUR_KINDS = ("karpenter.sh/v1 NodePool", "karpenter.k8s.aws/v1 EC2NodeClass", "keda.sh/v1alpha1 ScaledObject")
 Mutation = Callable[[dict[str, Any]], Any]

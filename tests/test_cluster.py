@@ -7,13 +7,12 @@ import json
 import re
 
 import pytest
-
-from components.aws_network import subnet_cidrs
-from components.gpu_catalog import gpu_instance
-from components.gpu_scheduling import LABEL_CAPACITY_TYPE, LABEL_GPU_TYPE, LABEL_NODE_ROLE, LABEL_POOL
-from stacks.offline import COMPUTED, SECRET
 from conftest import STACKS, dev_config_values, program_run, stack_from
-from stacks.offline import run_program
+
+from components.catalog.gpus import gpu_instance
+from components.clusters.aws.network import subnet_cidrs
+from components.scheduling import LABEL_CAPACITY_TYPE, LABEL_GPU_TYPE, LABEL_NODE_ROLE, LABEL_POOL
+from stacks.offline import COMPUTED, SECRET, run_program
 from stacks.stack_files import load_stack_file
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
-
-from components.config import ConfigError
 from conftest import PROJECT_DIR, dev_config_values, stack_from
+
+from components.config.stack import ConfigError
 from stacks.offline import run_program
 
 NS = "llm-platform"

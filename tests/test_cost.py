@@ -6,11 +6,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from components.config import ConfigError
-from components.cost import HOURS_PER_MONTH
-from components.gpu_catalog import gpu_instance, gpu_instance_names
-from components.pricing import hourly_price, price_table
 from conftest import PROJECT_DIR, dev_config_values, program_run, stack_from
+
+from components.catalog.gpus import gpu_instance, gpu_instance_names
+from components.catalog.prices import hourly_price, price_table
+from components.config.stack import ConfigError
+from components.planner.cost import HOURS_PER_MONTH
 from stacks.offline import run_program
 
 NS = "llm-platform"

@@ -10,17 +10,17 @@ import dataclasses
 
 import pytest
 
-from components.memory_model import GIB, ServingShape, estimate, kv_cache_layout, weight_bytes_per_rank
-from components.model_architecture import (
+from components.catalog.models import catalog_names
+from components.planner.architectures import (
     ArchitectureError,
     architecture_from_config,
     architecture_from_file,
     catalog_architecture,
-    catalog_names,
 )
-from components.planner_cases import case_shape, load_cases, mean_abs, replay_all
-from components.vllm_memory_profiles import memory_profile, version_key
-from components.weight_formats import WeightFormatError, activation_dtype, kv_cache_bytes, weight_format
+from components.planner.cases import case_shape, load_cases, mean_abs, replay_all
+from components.planner.memory import GIB, ServingShape, estimate, kv_cache_layout, weight_bytes_per_rank
+from components.planner.weight_formats import WeightFormatError, activation_dtype, kv_cache_bytes, weight_format
+from components.vllm.memory_profiles import memory_profile, version_key
 
 RESULTS = replay_all()
 CASES = {c["id"]: c for c in load_cases()}

@@ -4,12 +4,12 @@ config.json), and the memory flags in extraArgs."""
 from __future__ import annotations
 
 import pytest
-
-from components.memory_flags import UNMODELLED_MEMORY_FLAGS, memory_flags
-from components.model_config import ModelConfig
-from components.model_fit import max_num_seqs, model_fit
-from components.vllm_flags import ALLOWED_EXTRA_FLAGS
 from conftest import dev_config_values, stack_from
+
+from components.config.models import ModelConfig
+from components.config.planning import max_num_seqs, model_fit
+from components.planner.memory_flags import UNMODELLED_MEMORY_FLAGS, memory_flags
+from components.vllm.flags import ALLOWED_EXTRA_FLAGS
 from stacks.offline import run_program
 
 NS = "llm-platform"

@@ -10,13 +10,15 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from conftest import STACKS, dev_config_values, program_run, stack_from
+from upstream import require_upstream
 
-from components.addons_gpu import DCGM_COUNTERS
-from components.addons_monitoring import NAMESPACE as MONITORING_NAMESPACE
-from components.config_types import duration_seconds
-from components.dashboards import VLLM_DASHBOARD
-from components.gpu_scheduling import GPU_TAINT, LABEL_CAPACITY_TYPE, LABEL_GPU_COUNT, LABEL_GPU_TYPE, SPOT_TAINT
-from components.vllm_flags import (
+from components.addons.dashboards import VLLM_DASHBOARD
+from components.addons.gpu import DCGM_COUNTERS
+from components.addons.monitoring import NAMESPACE as MONITORING_NAMESPACE
+from components.config.types import duration_seconds
+from components.scheduling import GPU_TAINT, LABEL_CAPACITY_TYPE, LABEL_GPU_COUNT, LABEL_GPU_TYPE, SPOT_TAINT
+from components.vllm.flags import (
     ALLOWED_EXTRA_FLAGS,
     PLATFORM_FLAGS,
     REMOVED_FLAGS,
@@ -25,9 +27,7 @@ from components.vllm_flags import (
     canonical_flag,
     extra_arg_problems,
 )
-from conftest import STACKS, dev_config_values, program_run, stack_from
 from stacks.offline import COMPUTED, SECRET, run_program
-from upstream import require_upstream
 
 NS = "llm-platform"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

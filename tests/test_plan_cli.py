@@ -10,8 +10,8 @@ import sys
 import jsonschema
 import pytest
 import yaml
-
 from conftest import PROJECT_DIR, STACKS, program_run
+
 from stacks.config_reference import BEGIN, END, config_reference_markdown
 from stacks.offline import ProgramRun, RegisteredResource
 from stacks.plan import HELM_RELEASE_TYPE, write_render

@@ -19,7 +19,6 @@ from typing import Any
 
 import jsonschema
 import yaml
-
 from conftest import PROJECT_DIR
 
 UPSTREAM_DIR = Path(os.environ.get("LLM_PLATFORM_UPSTREAM", PROJECT_DIR.parent / "shared" / "upstream"))

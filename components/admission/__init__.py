@@ -5,7 +5,7 @@ webhook (KEDA's for ScaledObjects, Prometheus Operator's for PrometheusRules), o
 itself when it reconciles the object (KEDA's scalers, Prometheus Operator's ServiceMonitor
 selection), which leaves the object in place and silently not working. Mocks and schema checks see
 neither. Each module here re-implements one operator's rules from its source at the version we pin
-(`components/charts.py`), citing the function it mirrors, so a `pulumi preview` (and the offline
+(`components/releases.py`), citing the function it mirrors, so a `pulumi preview` (and the offline
 plan) fails with the stack file and key path instead of `pulumi up` failing an hour into a rollout.
 
 Everything here is pure: plain dicts in, `Finding`s out; no Pulumi, no stack config.

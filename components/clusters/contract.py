@@ -1,0 +1,54 @@
+"""The small contract every cloud's cluster component fulfils, and all later layers consume.
+
+Add-ons, storage and model services never look at EKS/GKE/AKS resources directly: they take a
+`ClusterContract`, so the cloud-specific code stays in the cluster modules. Cloud-only hooks (IAM
+for AWS controllers, say) hang off `aws`/`gcp`/`azure`, and exactly one of them is set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from ..scheduling import GpuPoolPlacement
+
+
+@dataclass(frozen=True)
+class AwsClusterHooks:
+    """What AWS-specific add-ons need: Karpenter (node role, subnets, security group, discovery tag),
+    the EFS CSI driver (subnets, node security group, Pod Identity) and IRSA-only charts (OIDC)."""
+
+    region: str
+    partition: str
+    cluster_arn: pulumi.Output[str]  # its account id scopes IAM policies without an invoke
+    vpc_id: pulumi.Output[str]
+    private_subnet_ids: list[pulumi.Output[str]]
+    subnets_tagged_for_karpenter: bool  # True when we created the subnets with the discovery tag
+    node_security_group_id: pulumi.Output[str]
+    node_role_arn: pulumi.Output[str]
+    node_role_name: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    oidc_issuer_url: pulumi.Output[str]
+    pod_identity_agent: pulumi.Resource  # depend on it before creating PodIdentityAssociations
+    tags: dict[str, str]
+    provider: pulumi.ProviderResource  # the stack's AWS provider (region, default tags): pass it to AWS resources
+
+
+@dataclass(frozen=True)
+class ClusterContract:
+    cloud: str
+    name: str
+    provider: k8s.Provider  # the one Kubernetes provider for this cluster: pass it to every k8s resource
+    kubeconfig: pulumi.Output[str]  # secret
+    zones: tuple[str, ...]
+    system_node_selector: dict[str, str]  # where controllers run
+    gpu_pools: tuple[GpuPoolPlacement, ...]
+    ready: tuple[pulumi.Resource, ...]  # node pools; depend on these before workloads that must schedule
+    block_storage_class: str  # default ReadWriteOnce class (Prometheus, Alertmanager volumes)
+    block_storage: pulumi.Resource  # the StorageClass; depend on it before PVCs that use it
+    # The GPU node image already carries the NVIDIA driver and container toolkit, so the GPU
+    # Operator must not install them (twice-installed drivers fail to load).
+    gpu_driver_preinstalled: bool
+    aws: AwsClusterHooks | None = None

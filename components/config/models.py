@@ -1,0 +1,266 @@
+"""The typed config of one vLLM model service (`llm-platform:models[]`) and the stack's model policy.
+
+Defaults are the ones we would pick for a production service; every field a platform engineer is
+likely to tune is here rather than in `extraArgs`, so it is typed, documented and checked. Rules
+that need the rest of the stack (which pools exist, whether the stack allows scale-to-zero, the
+HF token) are in `config.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from ..planner.memory_flags import memory_flags
+from ..vllm.flags import VLLM_IMAGE, VLLM_VERSION, extra_arg_problems
+from .errors import Problem, raise_problems
+from .types import DNS_LABEL, ConfigModel, GoDuration, GpuType, duration_seconds, formatted
+
+ModelName = formatted(rf"(?=.{{1,40}}$){DNS_LABEL}", "a lowercase DNS label of at most 40 characters, such as qwen3-8b")
+Namespace = formatted(rf"(?=.{{1,63}}$){DNS_LABEL}", "a Kubernetes namespace name (lowercase DNS label)")
+# A Hugging Face repo id (org/name), or an absolute path inside the model's weights volume.
+ModelSource = formatted(r"[\w.-]+/[\w.-]+|/[\w./-]+", "a Hugging Face id such as Qwen/Qwen3-8B or a path such as /custom/model")
+# A relative path inside the project: stack files travel with the program, absolute paths do not.
+ArchitecturePath = formatted(r"(?!/)(?!.*(^|/)\.\.(/|$))[\w./-]+", "a path inside the project such as models/my-model/config.json")
+Revision = formatted(r"[\w.-]+", "a Hugging Face revision: a commit sha, tag or branch")
+CpuQuantity = formatted(r"\d+(\.\d+)?|\d+m", "a CPU quantity such as 4, 2.5 or 500m")
+MemoryQuantity = formatted(r"\d+(Mi|Gi|Ti)", "a memory quantity such as 16Gi or 512Mi")
+CronExpression = formatted(r"\S+( \S+){4}", "a 5-field cron expression such as '0 8 * * 1-5'")
+IanaTimezone = formatted(r"[A-Za-z_]+(/[A-Za-z0-9_+-]+)*", "an IANA time zone such as Europe/Berlin or UTC")
+Hostname = formatted(r"(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+", "a DNS host name")
+
+# Platform namespaces a model must not share: its NetworkPolicy and quota would apply to them.
+RESERVED_NAMESPACES = frozenset(
+    {"default", "kube-system", "kube-public", "kube-node-lease", "monitoring", "keda", "karpenter",
+     "gpu-operator", "dcgm-exporter", "aws-efs-csi-driver"}
+)
+
+_MEMORY_UNITS = {"Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def tensor_parallel_fits(gpus_per_replica: int, gpus_per_node: int) -> bool:
+    """Whether replicas of this TP size use a node's GPUs whole: TP cannot span nodes, and a size
+    that does not divide the node's count leaves GPUs no replica can take."""
+    return gpus_per_node >= gpus_per_replica and gpus_per_node % gpus_per_replica == 0
+
+
+def memory_bytes(quantity: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)(Mi|Gi|Ti)", quantity).groups()
+    return int(number) * _MEMORY_UNITS[unit]
+
+
+class ActiveHours(ConfigModel):
+    """When a scale-to-zero model is kept up (a KEDA cron trigger). vLLM's own metrics vanish with
+    its last pod, so a model at zero needs a signal from outside to wake: this window."""
+
+    timezone: IanaTimezone = Field("UTC", description="IANA time zone of start and end.")
+    start: CronExpression = Field(description="Cron expression: when the model comes up, e.g. '0 8 * * 1-5'.")
+    end: CronExpression = Field(description="Cron expression: from when it may go back to zero, e.g. '0 20 * * 1-5'.")
+
+
+class ScalingConfig(ConfigModel):
+    """KEDA scaling signals. Queue depth per replica is the signal that moves with user-visible
+    latency; KV-cache usage catches long contexts that fill memory before a queue forms. GPU
+    utilisation is not used: vLLM keeps it high even when it could take more work."""
+
+    waiting_requests_per_replica: int = Field(
+        4, ge=1, le=1000, description="Target queued requests per replica (vllm:num_requests_waiting); more adds replicas."
+    )
+    kv_cache_usage: float = Field(
+        0.8, ge=0.3, le=0.95, description="Target mean KV-cache usage (vllm:kv_cache_usage_perc, 0-1) across replicas."
+    )
+    polling_interval: GoDuration = Field(
+        "15s",
+        description="With scaleToZero: how often KEDA checks whether to wake the model or let it go to zero. Above zero "
+        "replicas the HPA asks KEDA every 15 s itself, so KEDA ignores this (and its webhook warns).",
+    )
+    scale_down_stabilization: GoDuration = Field(
+        "10m", description="Scale down only to the highest replica count wanted in this window: GPU pods take minutes to come back."
+    )
+    scale_to_zero: bool = Field(
+        False, description="Let the model go to zero replicas when idle (the stack must allow it: modelPolicy.allowScaleToZero)."
+    )
+    idle_before_scale_to_zero: GoDuration = Field("30m", description="With scaleToZero: how long without requests before zero.")
+    active_hours: ActiveHours | None = Field(None, description="With scaleToZero (required): when the model is kept up.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ScalingConfig:
+        problems: list[Problem] = []
+        if self.scale_to_zero and self.active_hours is None:
+            problems.append(
+                (
+                    ("activeHours",),
+                    "required with scaleToZero: at zero replicas no vLLM pod exports the metrics that would wake "
+                    "the model, so the activeHours window is what brings it back",
+                )
+            )
+        if not self.scale_to_zero:
+            # KEDA uses these only for the 0 <-> 1 step; set without it they would silently do nothing.
+            for key in ("active_hours", "polling_interval", "idle_before_scale_to_zero"):
+                if key in self.model_fields_set and getattr(self, key) is not None:
+                    problems.append(((to_camel(key),), "only with scaleToZero"))
+        stabilization = duration_seconds(self.scale_down_stabilization)
+        if stabilization > 3600:
+            problems.append((("scaleDownStabilization",), "at most 1h (the HPA limit)"))
+        if not 5 <= duration_seconds(self.polling_interval) <= 300:
+            problems.append((("pollingInterval",), "between 5s and 5m"))
+        raise_problems(problems)
+        return self
+
+
+class ResourcesConfig(ConfigModel):
+    """CPU and memory of a vLLM pod; GPUs come from gpusPerReplica. Unset values scale with the GPU
+    count: 2 CPUs and 12Gi per GPU fit the smallest single-GPU nodes (g6.xlarge: 4 vCPU, 16 GiB)."""
+
+    cpu: CpuQuantity | None = Field(None, description="CPU request (default 2 per GPU). No CPU limit: throttling a tokenizer stalls the GPU.")
+    memory: MemoryQuantity | None = Field(None, description="Memory request and limit (default 12Gi per GPU).")
+    shm_size: MemoryQuantity | None = Field(
+        None, description="/dev/shm size for NCCL and vLLM's IPC (default 2Gi, 8Gi with tensor parallelism); counts against memory."
+    )
+
+
+class IngressConfig(ConfigModel):
+    """An Ingress for the model's OpenAI API, served by an ingress controller the cluster already runs."""
+
+    class_name: str = Field(min_length=1, description="IngressClass of the controller, e.g. alb or nginx.")
+    host: Hostname = Field(description="Host name clients use.")
+    path: str = Field("/", pattern=r"^/", description="Path prefix.")
+    tls_secret_name: str | None = Field(None, description="TLS Secret in the model's namespace (omit when the controller terminates TLS).")
+    controller_namespace: Namespace = Field(
+        description="Namespace of the controller's pods, admitted by the model's NetworkPolicy."
+    )
+    annotations: dict[str, str] = Field(default_factory=dict, description="Controller-specific annotations.")
+
+
+class AccessConfig(ConfigModel):
+    """Who may call the model: its NetworkPolicy admits only these namespaces, the ingress controller
+    and Prometheus."""
+
+    allowed_namespaces: list[Namespace] = Field(default_factory=list, description="Namespaces whose pods may call the API.")
+    ingress: IngressConfig | None = Field(None, description="Expose the model through an Ingress.")
+
+
+class ModelConfig(ConfigModel):
+    """One vLLM model service: what to serve, on which GPUs, how it scales and who may call it."""
+
+    name: ModelName = Field(description="Service name; also the namespace unless `namespace` is set.")
+    model: ModelSource = Field(description="Hugging Face model id, or an absolute path inside the model's weights volume.")
+    revision: Revision = Field(
+        "main", description="Hugging Face revision to download; pin a commit sha so every replica serves the same weights."
+    )
+    served_model_name: str | None = Field(
+        None, pattern=r"^[\w./:-]{1,128}$", description="The `model` clients send (default: name); also the metrics' model_name label."
+    )
+    namespace: Namespace | None = Field(None, description="Share a namespace with other models (default: a namespace named after the model).")
+    image: str = Field(
+        VLLM_IMAGE,
+        pattern=r"^[\w./:-]+(@sha256:[0-9a-f]{64})?$",
+        description=f"vLLM image; a mirror or digest of vLLM {VLLM_VERSION} (flags are checked against that version).",
+    )
+    gated: bool = Field(False, description="The model needs a Hugging Face token (llm-platform:hfToken) to download.")
+    gpu_type: GpuType = Field(description="GPU model the replica runs on; a pool must provide it.")
+    gpus_per_replica: int = Field(1, ge=1, le=8, description="GPUs per replica = vLLM --tensor-parallel-size (one node).")
+    max_model_len: int | None = Field(None, ge=256, le=10_000_000, description="--max-model-len (default: the model's own).")
+    gpu_memory_utilization: float = Field(0.90, ge=0.5, le=0.98, description="--gpu-memory-utilization: GPU memory vLLM may use.")
+    max_num_seqs: int | None = Field(None, ge=1, le=4096, description="--max-num-seqs: concurrent sequences per replica (default: derived from the predicted KV cache, room for each to reach a quarter of maxModelLen, at most vLLM's default).")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("auto", description="--dtype of weights and activations.")
+    quantization: str | None = Field(
+        None, pattern=r"^[a-z0-9_-]+$", description="--quantization method, e.g. fp8, awq_marlin (default: from the checkpoint)."
+    )
+    kv_cache_dtype: Literal["auto", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2"] = Field(
+        "auto", description="--kv-cache-dtype; fp8 roughly doubles KV-cache capacity."
+    )
+    architecture: ArchitecturePath | None = Field(
+        None,
+        description="The model's config.json for the capacity planner, as a path in the project (or its directory); "
+        "required for a model outside the planner's catalog (a local path or an unlisted id) so preview can check it fits.",
+    )
+    fit_check: bool = Field(
+        True,
+        description="Fail preview when a replica cannot fit its GPUs, and derive maxNumSeqs from the predicted KV cache. "
+        "Turn off only for what the planner cannot model (hybrid recurrent models, flags that shrink the model).",
+    )
+    prefix_caching: bool = Field(True, description="--enable-prefix-caching (shared system prompts are computed once).")
+    extra_args: list[str] = Field(
+        default_factory=list, description=f"More vLLM {VLLM_VERSION} flags; unknown, removed or platform-owned flags are errors."
+    )
+    min_replicas: int = Field(1, ge=1, le=1000, description="Replicas always running (scaling.scaleToZero may still idle to zero).")
+    max_replicas: int = Field(1, ge=1, le=1000, description="Most replicas KEDA scales to.")
+    capacity: Literal["on-demand", "spot-allowed", "spot-preferred"] = Field(
+        "on-demand",
+        description="on-demand: never on spot. spot-allowed: prefer on-demand, burst onto spot. spot-preferred: spot first.",
+    )
+    scaling: ScalingConfig = Field(ScalingConfig(), description="Autoscaling signals and behaviour.")
+    resources: ResourcesConfig = Field(ResourcesConfig(), description="CPU and memory per replica.")
+    load_timeout: GoDuration = Field(
+        "20m", description="Longest a replica may take to load weights and warm up before it counts as failed (startupProbe)."
+    )
+    drain_seconds: int = Field(
+        60, ge=5, le=3600, description="Time in-flight requests get to finish when a pod stops (spot notice is 120s)."
+    )
+    download_timeout: GoDuration = Field("3h", description="Longest the weight download Job may run.")
+    access: AccessConfig = Field(AccessConfig(), description="Namespaces and ingress allowed to call the model.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        problems: list[Problem] = []
+        if self.max_replicas < self.min_replicas:
+            problems.append((("maxReplicas",), f"must be ≥ minReplicas ({self.min_replicas})"))
+        problems += [(("extraArgs", i), msg) for i, msg in extra_arg_problems(self.extra_args)]
+        problems += [(("extraArgs", i), msg) for i, msg in memory_flags(self.extra_args)[1]]
+        if self.architecture and not self.fit_check:
+            problems.append((("architecture",), "unused with fitCheck: false (the planner reads it only for the check)"))
+        tag = self.image.split("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2]
+        if re.fullmatch(r"v?\d+\.\d+(\.\d+)?", tag) and not re.fullmatch(rf"v?{re.escape(VLLM_VERSION.rsplit('.', 1)[0])}(\.\d+)?", tag):
+            problems.append(
+                (("image",), f"tag {tag} is not vLLM {VLLM_VERSION.rsplit('.', 1)[0]}.x; flags and metrics are checked against {VLLM_VERSION}")
+            )
+        if self.is_local_path and self.gated:
+            problems.append((("gated",), "only for Hugging Face models; a path on the weights volume needs no token"))
+        if self.is_local_path and self.revision != "main":
+            problems.append((("revision",), "only for Hugging Face models"))
+        if memory_bytes(self.shm_size) >= memory_bytes(self.memory):
+            problems.append((("resources", "shmSize"), f"must be less than the pod memory ({self.memory}): /dev/shm counts against it"))
+        if duration_seconds(self.load_timeout) < 60:
+            problems.append((("loadTimeout",), "at least 1m: vLLM takes longer than that to start"))
+        raise_problems(problems)
+        return self
+
+    @property
+    def is_local_path(self) -> bool:
+        return self.model.startswith("/")
+
+    @property
+    def served_name(self) -> str:
+        return self.served_model_name or self.name
+
+    @property
+    def namespace_name(self) -> str:
+        return self.namespace or self.name
+
+    @property
+    def cpu(self) -> str:
+        return self.resources.cpu or str(2 * self.gpus_per_replica)
+
+    @property
+    def memory(self) -> str:
+        return self.resources.memory or f"{12 * self.gpus_per_replica}Gi"
+
+    @property
+    def shm_size(self) -> str:
+        return self.resources.shm_size or ("8Gi" if self.gpus_per_replica > 1 else "2Gi")
+
+    @property
+    def allows_spot(self) -> bool:
+        return self.capacity != "on-demand"
+
+
+class ModelPolicy(ConfigModel):
+    """Stack-wide rules for model services."""
+
+    allow_scale_to_zero: bool = Field(
+        False, description="Models may set scaling.scaleToZero. Keep off in production: a cold start takes minutes."
+    )

@@ -1,0 +1,144 @@
+"""A configured model service through the memory model: does it fit, what does it hold, and what
+`--max-num-seqs` to give it when the stack does not say.
+
+Used by the config check (a model that cannot start fails `pulumi preview` with the numbers and a
+fix), by the `vllm serve` arguments and by the stack outputs. Every model is checked: the
+architecture comes from the planner's catalog, or from the config.json a model names in
+`architecture` (required outside the catalog, so an unlisted model cannot skip the check by
+accident); `fitCheck: false` is the explicit way out for what the planner cannot model.
+The shape is the command line vLLM will get, including the memory flags in `extraArgs`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from ..catalog.gpus import gpu_models
+from ..planner.architectures import ArchitectureError, ModelArchitecture, architecture_from_file, catalog_architecture
+from ..planner.memory import MemoryEstimate, ServingShape, estimate, smallest_fit
+from ..planner.memory_flags import memory_flags
+from ..vllm.flags import VLLM_VERSION
+from .models import ModelConfig
+
+# Derived --max-num-seqs: room for every admitted sequence to reach a quarter of max-model-len
+# before vLLM must preempt, in steps of 8, never above vLLM's own default for the GPU.
+AVERAGE_CONTEXT_SHARE = 4
+SEQS_STEP = 8
+
+
+# `architecture` paths are relative to the project (the directory holding Pulumi.yaml).
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+def _shape(model: ModelConfig, gpu_type: str, tp: int) -> ServingShape:
+    flags = memory_flags(model.extra_args)[0]
+    return ServingShape(
+        gpu_memory_gib=gpu_models()[gpu_type].cuda_total_gib,
+        gpu_name=gpu_type,
+        tensor_parallel=tp,
+        gpu_memory_utilization=model.gpu_memory_utilization,
+        max_model_len=model.max_model_len,
+        dtype=model.dtype,
+        quantization=model.quantization,
+        kv_cache_dtype=model.kv_cache_dtype,
+        vllm_version=VLLM_VERSION,
+        max_num_seqs=model.max_num_seqs,
+        max_num_batched_tokens=flags.max_num_batched_tokens,
+        enforce_eager=flags.enforce_eager,
+        expert_parallel=tp if flags.expert_parallel else 1,
+        cpu_offload_gib=flags.cpu_offload_gib,
+        kv_cache_memory_gib=flags.kv_cache_memory_gib,
+    )
+
+
+@cache
+def _architecture_file(path: Path) -> ModelArchitecture:
+    return architecture_from_file(path)
+
+
+def model_architecture(model: ModelConfig) -> ModelArchitecture | None:
+    """The architecture the planner sizes this model from (None: no source; raises ArchitectureError
+    for an unreadable or unmodellable `architecture` file)."""
+    if model.architecture:
+        return _architecture_file(PROJECT_DIR / model.architecture)
+    return None if model.is_local_path else catalog_architecture(model.model)
+
+
+def architecture_problem(model: ModelConfig) -> str | None:
+    """Why the planner has nothing to check this model with, or None."""
+    if not model.fit_check:
+        return None
+    try:
+        arch = model_architecture(model)
+    except ArchitectureError as err:
+        return f"{err}; fix the file, or set fitCheck: false to deploy {model.name} without the memory check"
+    if arch is None:
+        return (
+            f"{model.model} is not in the capacity planner's catalog (components/catalog/data/model_architectures.yaml): "
+            f"set architecture to its config.json, a path in the project such as models/{model.name}/config.json, "
+            "so preview can check it fits its GPUs (or fitCheck: false to deploy it unchecked)"
+        )
+    return None
+
+
+@cache
+def _estimate(arch: ModelArchitecture, shape: ServingShape) -> MemoryEstimate:
+    return estimate(arch, shape)
+
+
+def model_fit(model: ModelConfig) -> MemoryEstimate | None:
+    """The planner's estimate for one replica of this model; None when unchecked or without a source."""
+    if not model.fit_check or architecture_problem(model):
+        return None
+    arch = model_architecture(model)
+    assert arch is not None
+    return _estimate(arch, _shape(model, model.gpu_type, model.gpus_per_replica))
+
+
+def unmodelled_flags(model: ModelConfig) -> tuple[str, ...]:
+    """extraArgs whose memory effect the prediction leaves out."""
+    return memory_flags(model.extra_args)[0].unmodelled
+
+
+def max_num_seqs(model: ModelConfig) -> int | None:
+    """The stack's value, else one derived from the predicted KV cache (None: leave vLLM's)."""
+    if model.max_num_seqs is not None:
+        return model.max_num_seqs
+    fit = model_fit(model)
+    if fit is None or not fit.fits:
+        return None
+    room = int(fit.max_concurrency * AVERAGE_CONTEXT_SHARE) // SEQS_STEP * SEQS_STEP
+    return max(SEQS_STEP, min(room, fit.max_num_seqs))
+
+
+def fit_problem(model: ModelConfig) -> str | None:
+    """Why the model cannot start on its GPUs, with the numbers and the nearest shape that fits."""
+    fit = model_fit(model)
+    if fit is None or fit.fits:
+        return None
+    numbers = (
+        f"per GPU of {model.gpus_per_replica}x {model.gpu_type} ({fit.budget_gib:.1f} GiB at gpu-memory-utilization "
+        f"{model.gpu_memory_utilization}): weights {fit.weights_gib:.1f} GiB, activations {fit.activation_gib:.1f} GiB, "
+        f"CUDA graphs {fit.cuda_graph_gib:.1f} GiB, KV cache {fit.kv_cache_gib:.1f} GiB"
+    )
+    flags = memory_flags(model.extra_args)[0]
+    left_out = f"; the prediction leaves out {flags.unmodelled_note()}" if flags.unmodelled else ""
+    return f"{model.model} does not fit: {fit.reason}; {numbers}{left_out}; fix: {_nearest_fit(model)}"
+
+
+def _nearest_fit(model: ModelConfig) -> str:
+    shape = _shape(model, model.gpu_type, model.gpus_per_replica)
+    gpus = {key: g.cuda_total_gib for key, g in gpu_models().items()}
+    arch = model_architecture(model)
+    assert arch is not None
+    nearest = smallest_fit(arch, shape, gpus)
+    options = []
+    if nearest["gpus_per_replica"]:
+        options.append(f"gpusPerReplica: {nearest['gpus_per_replica']} on {model.gpu_type}")
+    if nearest["gpu_type"]:
+        options.append(f"gpuType: {nearest['gpu_type']} at {model.gpus_per_replica} GPUs")
+    if model.kv_cache_dtype == "auto":
+        options.append("kvCacheDtype: fp8")
+    options.append("a smaller maxModelLen")
+    return " or ".join(options)

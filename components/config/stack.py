@@ -1,0 +1,493 @@
+"""The typed stack config: everything a `Pulumi.<stack>.yaml` may say under `llm-platform:`.
+
+Every rule that can be checked without a cloud lives here, so a wrong value fails `pulumi preview`
+(and the offline plan, and a portal request) with the stack file and key path, before any resource
+is registered and long before a GPU node is billed. Field names are camelCase in YAML (the
+`alias`), snake_case in Python.
+
+Structural rules come from the field types; rules that relate fields (max ≥ min, a pool's instance
+types really carry its GPU, unique names) are `model_validator`s that report every problem at its
+own key path through `raise_problems` (see `config_errors`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, StringConstraints, ValidationError, model_validator
+from pydantic.alias_generators import to_camel, to_snake
+
+from ..catalog.gpus import cpu_arch, gpu_instance, gpu_models
+from ..scheduling import MIG_CONFIG_LABEL, CapacityType
+from .addons import AddonsConfig
+from .errors import (
+    CONFIG_NAMESPACE,
+    ConfigError,
+    Loc,
+    Problem,
+    format_key_path,
+    problems_from_validation_error,
+    raise_problems,
+)
+from .models import RESERVED_NAMESPACES, ModelConfig, ModelPolicy, tensor_parallel_fits
+from .planning import architecture_problem, fit_problem
+from .types import (
+    DNS_LABEL,
+    ConfigModel,
+    GpuInstanceSet,
+    InstanceTypeName,
+    LabelKey,
+    LabelValue,
+    PoolName,
+    TaintConfig,
+    formatted,
+    label_problems,
+    one_architecture,
+    taint_problems,
+)
+
+__all__ = ["CONFIG_NAMESPACE", "ConfigError", "StackConfig", "parse_stack_config", "stack_config_json_schema"]
+
+ClusterName = Annotated[str, StringConstraints(pattern=rf"^{DNS_LABEL}$", min_length=2, max_length=40)]
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")]
+Zone = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$")]
+SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
+VpcId = Annotated[str, StringConstraints(pattern=r"^vpc-[0-9a-f]{8,17}$")]
+IamPrincipalArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")]
+
+
+class _ScalingBounds(ConfigModel):
+    """Node counts for a pool. desiredSize is only the initial count: autoscalers own it afterwards."""
+
+    min_size: int = Field(0, ge=0, le=1000, description="Fewest nodes; 0 lets a GPU pool cost nothing while idle.")
+    max_size: int = Field(ge=1, le=1000, description="Most nodes; must be ≥ minSize.")
+    desired_size: int | None = Field(None, ge=0, le=1000, description="Initial node count; defaults to minSize.")
+
+    @property
+    def desired(self) -> int:
+        return self.min_size if self.desired_size is None else self.desired_size
+
+    def _bounds_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        if self.max_size < self.min_size:
+            problems.append((("maxSize",), f"must be ≥ minSize ({self.min_size})"))
+        elif self.desired_size is not None and not self.min_size <= self.desired_size <= self.max_size:
+            problems.append(
+                (("desiredSize",), f"must be between minSize ({self.min_size}) and maxSize ({self.max_size})")
+            )
+        return problems
+
+
+class SystemPoolConfig(_ScalingBounds):
+    """On-demand CPU nodes for controllers (KEDA, Karpenter, Prometheus, GPU Operator operands' control)."""
+
+    instance_types: list[InstanceTypeName] = Field(
+        ["m7i.xlarge"], min_length=1, description="CPU instance types, one architecture."
+    )
+    min_size: int = Field(2, ge=1, le=100, description="At least 1: the controllers must run somewhere.")
+    max_size: int = Field(4, ge=1, le=100)
+    disk_size_gib: int = Field(50, ge=20, le=1000, description="Root volume size.")
+
+    @model_validator(mode="after")
+    def _check(self) -> SystemPoolConfig:
+        problems = self._bounds_problems()
+        for i, name in enumerate(self.instance_types):
+            if gpu_instance(name) is not None:
+                problems.append((("instanceTypes", i), f"{name} is a GPU instance type; the system pool is CPU-only"))
+        problems += one_architecture(self.instance_types, cpu_arch)
+        raise_problems(problems)
+        return self
+
+
+MigProfile = formatted(
+    r"all-(disabled|enabled|balanced|[1-7]g\.\d+gb(\.me)?)", "a MIG profile such as all-1g.10gb, all-3g.40gb or all-balanced"
+)
+
+
+class GpuPoolConfig(_ScalingBounds, GpuInstanceSet):
+    """A tainted GPU node group. Every instance type in it must carry `gpusPerNode` GPUs of `gpuType`,
+    because workloads request GPUs and pick nodes by those two values."""
+
+    name: PoolName = Field(description="Unique pool name; the value of the llm-platform.io/pool label.")
+    capacity_type: CapacityType = Field("on-demand", description="spot pools get a second taint workloads must opt into.")
+    disk_size_gib: int = Field(
+        200, ge=100, le=16384, description="Root volume: vLLM images are ~10 GB compressed, more unpacked."
+    )
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Extra node labels.")
+    taints: list[TaintConfig] = Field(default_factory=list, description="Extra taints; the GPU and spot taints are always set.")
+    mig_profile: MigProfile | None = Field(
+        None,
+        description="Partition this pool's GPUs with MIG, e.g. all-1g.10gb (a profile of the GPU Operator's default "
+        "mig-parted config; A100/H100/H200/B200 only). MIG nodes offer nvidia.com/mig-<profile> instead of whole "
+        "nvidia.com/gpu, so model services do not land there.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> GpuPoolConfig:
+        problems = self._bounds_problems() + self.instance_set_problems()
+        problems += label_problems(self.labels)
+        problems += taint_problems(self.taints)
+        if self.mig_profile and not gpu_models()[self.gpu_type].mig_capable:
+            problems.append((("migProfile",), f"{self.gpu_type} does not support MIG (A100, H100, H200 and B200 do)"))
+        if MIG_CONFIG_LABEL in self.labels:
+            problems.append((("labels", MIG_CONFIG_LABEL), "set by migProfile"))
+        raise_problems(problems)
+        return self
+
+    @property
+    def whole_gpus(self) -> bool:
+        """Whether the nodes offer whole `nvidia.com/gpu`s (MIG nodes offer slices instead)."""
+        return self.mig_profile is None
+
+
+class PrivateSubnet(ConfigModel):
+    id: SubnetId = Field(description="subnet-… id.")
+    zone: Zone = Field(description="Its availability zone.")
+
+
+class NetworkConfig(ConfigModel):
+    """A new VPC (`vpcCidr` + `availabilityZones`) or an existing one (`vpcId` + `privateSubnets`).
+
+    Zones are explicit on purpose: GPU instance types are not offered in every zone of a region, so
+    the platform engineer picks zones where the pools' types exist (`aws ec2
+    describe-instance-type-offerings --location-type availability-zone`).
+    """
+
+    vpc_cidr: str | None = Field(None, description="New VPC: its IPv4 CIDR, /16 to /20.")
+    availability_zones: list[Zone] | None = Field(None, description="New VPC: 2 to 6 zones.")
+    nat_gateways: Literal["single", "perZone"] = Field(
+        "perZone", description="perZone survives a zone outage; single is cheaper for dev."
+    )
+    vpc_id: VpcId | None = Field(None, description="Existing VPC.")
+    private_subnets: list[PrivateSubnet] | None = Field(
+        None, description="Existing VPC: one private subnet per zone, with NAT egress, at least 2 zones."
+    )
+
+    @property
+    def is_existing(self) -> bool:
+        return self.vpc_id is not None
+
+    @property
+    def zones(self) -> list[str]:
+        if self.is_existing:
+            return [s.zone for s in self.private_subnets or []]
+        return list(self.availability_zones or [])
+
+    @model_validator(mode="after")
+    def _check(self) -> NetworkConfig:
+        problems: list[Problem] = []
+        if self.is_existing:
+            for key in ("vpc_cidr", "availability_zones"):
+                if getattr(self, key) is not None:
+                    problems.append(((to_camel(key),), "only for a new VPC; an existing VPC (vpcId) takes privateSubnets"))
+            if not self.private_subnets:
+                problems.append((("privateSubnets",), "required with vpcId"))
+            else:
+                problems += _zone_problems(("privateSubnets",), [s.zone for s in self.private_subnets])
+        else:
+            if self.private_subnets is not None:
+                problems.append((("privateSubnets",), "only with vpcId (an existing VPC)"))
+            if self.vpc_cidr is None:
+                problems.append((("vpcCidr",), "required for a new VPC (or set vpcId to use an existing one)"))
+            else:
+                problems += [(("vpcCidr",), msg) for msg in _cidr_problems(self.vpc_cidr)]
+            if self.availability_zones is None:
+                problems.append((("availabilityZones",), "required for a new VPC"))
+            else:
+                problems += _zone_problems(("availabilityZones",), self.availability_zones)
+        raise_problems(problems)
+        return self
+
+
+def _cidr_problems(cidr: str) -> list[str]:
+    try:
+        net = ipaddress.IPv4Network(cidr)
+    except ValueError as exc:
+        return [f"not an IPv4 network: {exc}"]
+    if not 16 <= net.prefixlen <= 20:
+        return [f"prefix /{net.prefixlen} must be /16 to /20 (pods take VPC IPs with the VPC CNI)"]
+    return []
+
+
+def _zone_problems(loc: Loc, zones: list[str]) -> list[Problem]:
+    problems: list[Problem] = []
+    if len(zones) < 2:
+        problems.append((loc, "at least 2 zones: EKS requires subnets in two zones, and one zone is one outage"))
+    if len(zones) > 6:
+        problems.append((loc, "at most 6 zones"))
+    for i, zone in enumerate(zones):
+        if zone in zones[:i]:
+            problems.append(((*loc, i), f"zone {zone} is listed twice (EFS takes one mount target per zone)"))
+    return problems
+
+
+class ClusterConfig(ConfigModel):
+    name: ClusterName = Field(description="EKS cluster name; also prefixes every resource name.")
+    kubernetes_version: str = Field(pattern=r"^1\.\d{2}$", description="EKS minor version, e.g. \"1.35\".")
+    endpoint_public_access: bool = Field(True, description="Expose the API endpoint publicly (restricted by publicAccessCidrs).")
+    public_access_cidrs: list[str] = Field(
+        ["0.0.0.0/0"], min_length=1, description="CIDRs allowed to reach the public endpoint."
+    )
+    admin_principal_arns: list[IamPrincipalArn] = Field(
+        default_factory=list, description="IAM roles/users granted cluster-admin through EKS access entries."
+    )
+    protect: bool = Field(False, description="Pulumi-protect and deletion-protect the cluster, its network and keys.")
+    network: NetworkConfig = Field(description="A new VPC (`vpcCidr` + `availabilityZones`) or an existing one (`vpcId` + `privateSubnets`).")
+
+    @model_validator(mode="after")
+    def _check(self) -> ClusterConfig:
+        problems: list[Problem] = []
+        minor = int(self.kubernetes_version.split(".")[1])
+        if minor < 30:
+            problems.append((("kubernetesVersion",), "must be 1.30 or newer (AL2023 NVIDIA AMIs, access entries)"))
+        for i, cidr in enumerate(self.public_access_cidrs):
+            try:
+                ipaddress.IPv4Network(cidr)
+            except ValueError as exc:
+                problems.append((("publicAccessCidrs", i), f"not an IPv4 network: {exc}"))
+        if len(set(self.admin_principal_arns)) != len(self.admin_principal_arns):
+            problems.append((("adminPrincipalArns",), "lists a principal twice"))
+        raise_problems(problems)
+        return self
+
+
+# EKS and Karpenter set these; Karpenter's EC2NodeClass CRD refuses `kubernetes.io/cluster*` (no
+# slash needed), `eks:eks-cluster-name` and its own keys in `spec.tags`, which carries these tags.
+_PLATFORM_TAG_PREFIXES = ("eks:", "kubernetes.io/cluster", "karpenter.sh/", "karpenter.k8s.aws/")
+
+
+def _tag_problems(tags: dict[str, str]) -> list[Problem]:
+    """AWS tag limits, checked here because a bad tag fails the whole `pulumi up` half-way."""
+    problems: list[Problem] = []
+    for key, value in tags.items():
+        if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
+            problems.append((("tags", key), "a tag key is 1-128 characters and does not start with aws:"))
+        elif key.startswith(_PLATFORM_TAG_PREFIXES):
+            problems.append((("tags", key), "tags under eks:, kubernetes.io/cluster/ and karpenter are set by EKS and Karpenter"))
+        if len(value) > 256:
+            problems.append((("tags", key), "a tag value is at most 256 characters"))
+    return problems
+
+
+NODE_GROUP_NAME_MAX = 63  # EKS limit on a node group's name
+AUTONAME_SUFFIX_LENGTH = 8  # Pulumi appends "-" and 7 random characters to auto-named resources
+
+
+def node_group_resource_name(cluster_name: str, pool_name: str) -> str:
+    """The Pulumi name of a GPU pool's node group, which also becomes its EKS name (auto-named)."""
+    return f"{cluster_name}-gpu-{pool_name}"
+
+
+class InstancePrice(ConfigModel):
+    """A price that replaces the dated table's (a negotiated discount, a region the table lacks)."""
+
+    on_demand: float | None = Field(None, gt=0, le=1000, description="USD per instance-hour on demand.")
+    spot: float | None = Field(None, gt=0, le=1000, description="Typical USD per instance-hour on spot.")
+
+    def as_table_entry(self) -> dict[str, float]:
+        return {key: value for key, value in (("onDemand", self.on_demand), ("spot", self.spot)) if value is not None}
+
+
+class StackConfig(ConfigModel):
+    """Everything one stack (one environment) says: `llm-platform:<field>` keys in `Pulumi.<stack>.yaml`."""
+
+    cloud: Literal["aws"] = Field(description="Cloud to build on. AWS (EKS) in this release.")
+    region: Region = Field(description="Cloud region of every resource, e.g. us-west-2.")
+    cluster: ClusterConfig = Field(description="The Kubernetes cluster and its network.")
+    system_pool: SystemPoolConfig = Field(SystemPoolConfig(), description="CPU nodes for controllers.")
+    gpu_pools: list[GpuPoolConfig] = Field(min_length=1, description="Tainted GPU node groups.")
+    addons: AddonsConfig = AddonsConfig()
+    models: list[ModelConfig] = Field(default_factory=list, description="vLLM model services, one VllmModelService each.")
+    model_policy: ModelPolicy = Field(ModelPolicy(), description="Stack-wide rules for model services.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags on every cloud resource.")
+    prices: dict[InstanceTypeName, InstancePrice] = Field(
+        default_factory=dict, description="Instance prices that override the dated price table in the cost estimate."
+    )
+    hf_token: SecretStr | None = Field(
+        None,
+        description="Hugging Face token for gated models. Set it with `pulumi config set --secret llm-platform:hfToken`.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> StackConfig:
+        problems = _tag_problems(self.tags)
+        problems += _duplicates("gpuPools", [p.name for p in self.gpu_pools])
+        problems += _duplicates("models", [m.name for m in self.models])
+        for i, zone in enumerate(self.cluster.network.zones):
+            if not zone.startswith(self.region):
+                key = "privateSubnets" if self.cluster.network.is_existing else "availabilityZones"
+                loc = ("cluster", "network", key, i) + (("zone",) if self.cluster.network.is_existing else ())
+                problems.append((loc, f"zone {zone} is not in region {self.region}"))
+        for i, pool in enumerate(self.gpu_pools):
+            generated = len(node_group_resource_name(self.cluster.name, pool.name)) + AUTONAME_SUFFIX_LENGTH
+            if generated > NODE_GROUP_NAME_MAX:
+                problems.append(
+                    (
+                        ("gpuPools", i, "name"),
+                        f"too long with cluster name {self.cluster.name!r}: the node group name would be "
+                        f"{generated} characters, EKS allows {NODE_GROUP_NAME_MAX}",
+                    )
+                )
+            problems += self._cloud_problems(("gpuPools", i), pool)
+            if pool.mig_profile and not self.addons.gpu_operator.enabled:
+                problems.append((("gpuPools", i, "migProfile"), "needs addons.gpuOperator (its MIG manager applies the profile)"))
+        zones = len(self.cluster.network.zones)
+        prometheus = self.addons.prometheus
+        for key, replicas in (("replicas", prometheus.replicas), ("alertmanagerReplicas", prometheus.alertmanager_replicas)):
+            if prometheus.enabled and replicas > zones:
+                problems.append(
+                    (("addons", "prometheus", key), f"{replicas} replicas but {zones} zones: replicas are spread one per zone")
+                )
+        karpenter_pools = self.addons.karpenter.node_pools
+        managed_names = {p.name for p in self.gpu_pools}
+        for i, kpool in enumerate(karpenter_pools):
+            loc = ("addons", "karpenter", "nodePools", i)
+            problems += self._cloud_problems(loc, kpool)
+            if kpool.name in managed_names:
+                problems.append(((*loc, "name"), f"{kpool.name!r} is also a gpuPools name; pool labels must be unique"))
+        problems += self._model_problems()
+        raise_problems(problems)
+        return self
+
+    def _cloud_problems(self, loc: tuple, pool: GpuInstanceSet) -> list[Problem]:
+        return [
+            ((*loc, "instanceTypes", j), f"{name} is not a {self.cloud} instance type")
+            for j, name in enumerate(pool.instance_types)
+            if gpu_instance(name).cloud != self.cloud
+        ]
+
+    def model_pools(self) -> list[ModelPool]:
+        """Every pool a model service can land on: managed pools without MIG or extra taints (a
+        pool with its own taint is reserved for other workloads), and Karpenter NodePools."""
+        pools = [
+            ModelPool(p.name, p.gpu_type, p.gpus_per_node, (p.capacity_type,))
+            for p in self.gpu_pools
+            if p.whole_gpus and not p.taints
+        ]
+        if self.addons.karpenter.enabled:
+            pools += [ModelPool(p.name, p.gpu_type, p.gpus_per_node, p.capacity_types) for p in self.addons.karpenter.node_pools]
+        return pools
+
+    def _model_problems(self) -> list[Problem]:
+        if not self.models:
+            return []
+        problems: list[Problem] = []
+        addons = self.addons
+        for key, needed_for in (
+            ("keda", "model services scale with KEDA"),
+            ("prometheus", "model services' scaling signals and alerts come from Prometheus"),
+            ("efsCsi", "model weights live on the shared EFS volume"),
+        ):
+            if not getattr(addons, to_snake(key)).enabled:
+                problems.append((("addons", key, "enabled"), f"must be true when models are set: {needed_for}"))
+        own_namespaces = {m.name: i for i, m in enumerate(self.models) if m.namespace is None}
+        for i, model in enumerate(self.models):
+            loc: Loc = ("models", i)
+            problems += [((*loc, *sub), msg) for sub, msg in self._model_fit_problems(model)]
+            ns_key = "namespace" if model.namespace else "name"
+            if model.namespace_name in RESERVED_NAMESPACES:
+                problems.append(((*loc, ns_key), f"namespace {model.namespace_name!r} belongs to the platform; set models[{i}].namespace"))
+            elif model.namespace and own_namespaces.get(model.namespace, i) != i:
+                other = own_namespaces[model.namespace]
+                problems.append(
+                    ((*loc, "namespace"), f"{model.namespace!r} is models[{other}]'s own namespace; give models[{other}] the same namespace to share it")
+                )
+            if model.scaling.scale_to_zero and not self.model_policy.allow_scale_to_zero:
+                problems.append(
+                    (
+                        (*loc, "scaling", "scaleToZero"),
+                        "this stack does not allow scale-to-zero (llm-platform:modelPolicy.allowScaleToZero); "
+                        "a model at zero answers nothing until a replica has loaded",
+                    )
+                )
+            if model.gated and self.hf_token is None:
+                problems.append(
+                    ((*loc, "gated"), "a gated model needs llm-platform:hfToken (`pulumi config set --secret llm-platform:hfToken hf_...`)")
+                )
+        return problems
+
+    def _model_fit_problems(self, model: ModelConfig) -> Iterable[Problem]:
+        unknown_architecture = architecture_problem(model)
+        if unknown_architecture:
+            yield (("architecture",), unknown_architecture)
+        candidates = self.model_pools()
+        pools = [p for p in candidates if p.gpu_type == model.gpu_type]
+        tp = model.gpus_per_replica
+        if not pools:
+            offered = sorted({p.gpu_type for p in candidates})
+            yield (("gpuType",), f"no GPU pool provides {model.gpu_type} (pools provide: {', '.join(offered) or 'none'})")
+            return
+        if not any(p.gpus_per_node >= tp for p in pools):
+            most = max(p.gpus_per_node for p in pools)
+            yield (
+                ("gpusPerReplica",),
+                f"{tp} GPUs per replica, but {model.gpu_type} pools have at most {most} per node "
+                "(tensor parallelism does not span nodes)",
+            )
+            return
+        fitting = [p for p in pools if tensor_parallel_fits(tp, p.gpus_per_node)]
+        if not fitting:
+            sizes = ", ".join(f"{p.name}: {p.gpus_per_node}" for p in pools)
+            yield (
+                ("gpusPerReplica",),
+                f"{tp} GPUs per replica does not divide the GPUs per node of any {model.gpu_type} pool ({sizes}); "
+                "the rest of each node's GPUs would sit idle",
+            )
+            return
+        if not model.allows_spot and not any("on-demand" in p.capacity_types for p in fitting):
+            yield (
+                ("capacity",),
+                f"on-demand, but every {model.gpu_type} pool with {tp}+ GPUs per node is spot-only "
+                f"({', '.join(p.name for p in fitting)}); add an on-demand pool or allow spot",
+            )
+        memory = fit_problem(model)
+        if memory:
+            yield (("maxModelLen" if model.max_model_len else "gpusPerReplica",), memory)
+
+
+@dataclass(frozen=True)
+class ModelPool:
+    """A pool as model placement sees it: GPU type, GPUs per node, capacity types."""
+
+    name: str
+    gpu_type: str
+    gpus_per_node: int
+    capacity_types: tuple[str, ...]
+
+
+def _duplicates(key: str, names: list[str]) -> list[Problem]:
+    return [((key, i, "name"), f"duplicate name {n!r} (also at {key}[{names.index(n)}])") for i, n in enumerate(names) if n in names[:i]]
+
+
+SECRET_KEYS = frozenset({"hfToken"})  # must be stored encrypted (`pulumi config set --secret`)
+
+
+def parse_stack_config(raw: Mapping[str, Any], stack_file: str, secret_keys: Iterable[str] = ()) -> StackConfig:
+    """Validate the `llm-platform:` keys of one stack (namespace already stripped). `secret_keys`
+    are the keys the engine marks secret; a credential stored in plain text is a problem too.
+
+    Raises ConfigError listing every problem, each as `<stack file>: llm-platform:<key path>: why`.
+    """
+    plain = sorted(k for k in SECRET_KEYS if k in raw and k not in set(secret_keys))
+    problems = [(format_key_path((k,)), "a credential: store it with `pulumi config set --secret`") for k in plain]
+    try:
+        config = StackConfig.model_validate(dict(raw))
+    except ValidationError as exc:
+        problems += problems_from_validation_error(exc, StackConfig)
+    if problems:
+        raise ConfigError(stack_file, problems)
+    return config
+
+
+def stack_config_json_schema() -> dict[str, Any]:
+    """JSON Schema of the stack config, for the portal's forms and for the README reference."""
+    schema = StackConfig.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["description"] = (
+        f"Keys of Pulumi.<stack>.yaml under the '{CONFIG_NAMESPACE}:' namespace "
+        f"(each top-level property is the config key '{CONFIG_NAMESPACE}:<property>')."
+    )
+    return schema

@@ -1,0 +1,73 @@
+"""The model layer: one VllmModelService per `llm-platform:models[]` entry, under one component.
+
+Namespaces shared by several models (`models[].namespace`) are created here, once; a model without
+one gets its own namespace from its service.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from ..addons.layer import AddonsContract
+from ..addons.monitoring import NAMESPACE as MONITORING_NAMESPACE
+from ..clusters.contract import ClusterContract
+from ..config.models import ModelConfig
+from ..releases import addon_namespace
+from .service import ModelPlatform, VllmModelService, VllmModelServiceArgs
+
+
+def model_platform(cluster: ClusterContract, addons: AddonsContract) -> ModelPlatform:
+    """The add-on outputs model services need. Config validation guarantees they exist when models
+    are set (KEDA, Prometheus and the shared-weights storage are required then)."""
+    missing = [
+        what
+        for what, value in (
+            ("KEDA", addons.keda_release),
+            ("Prometheus", addons.monitoring_release),
+            ("shared weights storage", addons.shared_weights_storage),
+        )
+        if value is None
+    ]
+    if missing:
+        raise ValueError(f"model services need {', '.join(missing)}")
+    return ModelPlatform(
+        provider=cluster.provider,
+        gpu_pools=addons.gpu_pools,
+        system_node_selector=cluster.system_node_selector,
+        storage_class=addons.shared_weights_storage_class,
+        storage=addons.shared_weights_storage,
+        prometheus_url=addons.prometheus_url,
+        monitoring_namespace=MONITORING_NAMESPACE,
+        monitoring_release=addons.monitoring_release,
+        keda_release=addons.keda_release,
+    )
+
+
+class ModelServices(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        models: list[ModelConfig],
+        platform: ModelPlatform,
+        hf_token: pulumi.Output[str] | None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("llm-platform:models:ModelServices", name, None, opts)
+        shared: dict[str, k8s.core.v1.Namespace] = {}
+        for ns in dict.fromkeys(m.namespace for m in models if m.namespace):
+            shared[ns] = addon_namespace(f"{name}-namespace-{ns}", ns, "baseline", platform.provider, self)
+        self.services = [
+            VllmModelService(
+                f"{name}-{model.name}",
+                VllmModelServiceArgs(
+                    model=model,
+                    platform=platform,
+                    hf_token=hf_token if model.gated else None,
+                    shared_namespace=shared.get(model.namespace) if model.namespace else None,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for model in models
+        ]
+        self.register_outputs({"endpoints": {s.service_name: s.endpoint for s in self.services}})

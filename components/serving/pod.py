@@ -1,0 +1,211 @@
+"""The vLLM pod of a model service: command line, probes, shutdown, placement, volumes.
+
+Pure functions from typed config to typed `pulumi_kubernetes` Args, so the numbers that decide
+whether a model survives a rollout or a spot reclaim (probe budgets, grace period, tolerations)
+are computed in one place and asserted by tests without a cluster.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pulumi_kubernetes as k8s
+
+from ..config.models import ModelConfig, tensor_parallel_fits
+from ..config.planning import max_num_seqs
+from ..config.types import duration_seconds
+from ..scheduling import (
+    GPU_TAINT,
+    HOSTNAME_LABEL,
+    LABEL_CAPACITY_TYPE,
+    LABEL_GPU_COUNT,
+    LABEL_GPU_TYPE,
+    SPOT_TAINT,
+    ZONE_LABEL,
+    GpuPoolPlacement,
+    Taint,
+)
+
+GPU_RESOURCE = "nvidia.com/gpu"
+VLLM_PORT = 8000
+PORT_NAME = "http-openai"  # the OpenAI-compatible API (and /metrics, /health)
+WEIGHTS_MOUNT = "/weights"
+COMPLETE_MARKER = ".llm-platform-complete"  # written by the download Job after the last file
+
+# After a pod is marked terminating, Services, kube-proxy and ingress controllers take a few seconds
+# to stop sending it traffic; vLLM keeps serving during this sleep, then drains on SIGTERM.
+ENDPOINT_PROPAGATION_SECONDS = 15
+# Beyond preStop + drain: vLLM's engine and NCCL teardown after the last request.
+SHUTDOWN_MARGIN_SECONDS = 30
+STARTUP_PROBE_PERIOD_SECONDS = 10
+# Node provisioning (Karpenter launch + GPU driver/device plugin) and the vLLM image pull.
+NODE_AND_IMAGE_SECONDS = 15 * 60
+
+
+@dataclass(frozen=True)
+class PodTiming:
+    """Every shutdown and start-up budget of a vLLM pod, derived from the model's config."""
+
+    pre_stop_seconds: int
+    drain_seconds: int
+    grace_seconds: int
+    startup_failure_threshold: int
+    progress_deadline_seconds: int
+
+    @classmethod
+    def of(cls, model: ModelConfig) -> PodTiming:
+        load = duration_seconds(model.load_timeout)
+        return cls(
+            pre_stop_seconds=ENDPOINT_PROPAGATION_SECONDS,
+            drain_seconds=model.drain_seconds,
+            grace_seconds=ENDPOINT_PROPAGATION_SECONDS + model.drain_seconds + SHUTDOWN_MARGIN_SECONDS,
+            startup_failure_threshold=math.ceil(load / STARTUP_PROBE_PERIOD_SECONDS),
+            progress_deadline_seconds=load + NODE_AND_IMAGE_SECONDS,
+        )
+
+
+def weights_dir(model: ModelConfig) -> str:
+    """Where the model's files are inside the weights volume: one directory per revision, so a new
+    revision downloads beside the old one and a rollback needs no download."""
+    if model.is_local_path:
+        return WEIGHTS_MOUNT + model.model
+    return f"{WEIGHTS_MOUNT}/snapshots/{model.revision}"
+
+
+def vllm_args(model: ModelConfig) -> list[str]:
+    """`vllm serve` arguments. Tensor parallelism is the pod's GPU limit, by construction."""
+    args = [
+        weights_dir(model),
+        "--served-model-name", model.served_name,
+        "--host", "0.0.0.0",
+        "--port", str(VLLM_PORT),
+        "--tensor-parallel-size", str(model.gpus_per_replica),
+        "--gpu-memory-utilization", str(model.gpu_memory_utilization),
+        "--dtype", model.dtype,
+        "--kv-cache-dtype", model.kv_cache_dtype,
+        "--enable-prefix-caching" if model.prefix_caching else "--no-enable-prefix-caching",
+        # On SIGTERM vLLM stops taking requests and lets in-flight ones finish for this long.
+        "--shutdown-timeout", str(model.drain_seconds),
+    ]  # fmt: skip
+    if model.max_model_len is not None:
+        args += ["--max-model-len", str(model.max_model_len)]
+    seqs = max_num_seqs(model)  # the stack's, else derived from the predicted KV cache
+    if seqs is not None:
+        args += ["--max-num-seqs", str(seqs)]
+    if model.quantization is not None:
+        args += ["--quantization", model.quantization]
+    return args + list(model.extra_args)
+
+
+def model_placements(model: ModelConfig, placements: tuple[GpuPoolPlacement, ...]) -> list[GpuPoolPlacement]:
+    """The pools this model's pods may land on: its GPU type, whole GPUs, a node size its tensor
+    parallelism divides, capacity it accepts, and no taint it does not tolerate."""
+    tolerated = set(tolerated_taints(model))
+    return [
+        p
+        for p in placements
+        if p.gpu_type == model.gpu_type
+        and p.mig_profile is None
+        and tensor_parallel_fits(model.gpus_per_replica, p.gpus_per_node)
+        and set(p.taints) <= tolerated
+    ]
+
+
+def tolerated_taints(model: ModelConfig) -> tuple[Taint, ...]:
+    """The GPU taint always; the spot taint only when the model accepts interruption."""
+    return (GPU_TAINT, SPOT_TAINT) if model.allows_spot else (GPU_TAINT,)
+
+
+def tolerations(model: ModelConfig) -> list[k8s.core.v1.TolerationArgs]:
+    return [
+        k8s.core.v1.TolerationArgs(key=t.key, operator="Equal", value=t.value, effect=t.effect) for t in tolerated_taints(model)
+    ]
+
+
+def affinity(model: ModelConfig, pools: list[GpuPoolPlacement]) -> k8s.core.v1.AffinityArgs:
+    """Required: the GPU type and a node size this model's tensor parallelism fits (and on-demand
+    capacity when spot is not allowed). Preferred: spot for spot-preferred models.
+
+    spot-allowed carries no preference on purpose: the scheduler fills the on-demand baseline nodes
+    already running, and Karpenter launches burst nodes from its spot NodePool first (weight 100);
+    a preference for on-demand would make Karpenter burst onto on-demand instead.
+    """
+    expressions = [
+        k8s.core.v1.NodeSelectorRequirementArgs(key=LABEL_GPU_TYPE, operator="In", values=[model.gpu_type]),
+        k8s.core.v1.NodeSelectorRequirementArgs(
+            key=LABEL_GPU_COUNT, operator="In", values=sorted({str(p.gpus_per_node) for p in pools}, key=int)
+        ),
+    ]
+    if not model.allows_spot:
+        expressions.append(k8s.core.v1.NodeSelectorRequirementArgs(key=LABEL_CAPACITY_TYPE, operator="In", values=["on-demand"]))
+    preferred = None
+    if model.capacity == "spot-preferred":
+        preferred = [
+            k8s.core.v1.PreferredSchedulingTermArgs(
+                weight=100,
+                preference=k8s.core.v1.NodeSelectorTermArgs(
+                    match_expressions=[k8s.core.v1.NodeSelectorRequirementArgs(key=LABEL_CAPACITY_TYPE, operator="In", values=["spot"])]
+                ),
+            )
+        ]
+    return k8s.core.v1.AffinityArgs(
+        node_affinity=k8s.core.v1.NodeAffinityArgs(
+            required_during_scheduling_ignored_during_execution=k8s.core.v1.NodeSelectorArgs(
+                node_selector_terms=[k8s.core.v1.NodeSelectorTermArgs(match_expressions=expressions)]
+            ),
+            preferred_during_scheduling_ignored_during_execution=preferred,
+        )
+    )
+
+
+def topology_spread(selector: dict[str, str]) -> list[k8s.core.v1.TopologySpreadConstraintArgs]:
+    """Spread replicas over zones and nodes, as a preference: when one zone is out of GPUs, a
+    replica elsewhere beats a Pending one. `pod-template-hash` counts each rollout's pods apart."""
+    return [
+        k8s.core.v1.TopologySpreadConstraintArgs(
+            max_skew=1,
+            topology_key=key,
+            when_unsatisfiable="ScheduleAnyway",
+            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+            match_label_keys=["pod-template-hash"],
+        )
+        for key in (ZONE_LABEL, HOSTNAME_LABEL)
+    ]
+
+
+def probes(timing: PodTiming) -> dict[str, k8s.core.v1.ProbeArgs]:
+    """Startup covers the whole load (liveness starts only after it), so a 70B model that needs 15
+    minutes is never killed while loading; afterwards readiness and liveness poll /health."""
+
+    def health(period: int, failures: int, timeout: int) -> k8s.core.v1.ProbeArgs:
+        return k8s.core.v1.ProbeArgs(
+            http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port=PORT_NAME),
+            period_seconds=period,
+            failure_threshold=failures,
+            timeout_seconds=timeout,
+        )
+
+    return {
+        "startup_probe": health(STARTUP_PROBE_PERIOD_SECONDS, timing.startup_failure_threshold, 5),
+        "readiness_probe": health(5, 3, 5),
+        "liveness_probe": health(15, 4, 10),
+    }
+
+
+def wait_for_weights_script(model: ModelConfig) -> str:
+    """The init container's check: model pods never start on a partial snapshot (and never pull
+    from the hub themselves, so a scale-out of 20 replicas is 20 reads of EFS, not 20 downloads)."""
+    directory = weights_dir(model)
+    if model.is_local_path:
+        return (
+            f'test -f "{directory}/config.json" && exit 0; '
+            f'echo "no config.json in {directory}: copy the model into the weights volume first" >&2; exit 1'
+        )
+    limit = duration_seconds(model.download_timeout)
+    return (
+        f'waited=0; while [ ! -f "{directory}/{COMPLETE_MARKER}" ]; do '
+        f'if [ "$waited" -ge {limit} ]; then echo "weights not complete after {limit}s: see the download Job" >&2; exit 1; fi; '
+        f'echo "waiting for the weight download to finish ({directory})"; sleep 15; waited=$((waited + 15)); done; '
+        f'echo "weights complete: revision $(cat "{directory}/{COMPLETE_MARKER}")"'
+    )

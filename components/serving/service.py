@@ -1,0 +1,371 @@
+"""VllmModelService: one vLLM model as a production service, from weights to pager.
+
+One component per `llm-platform:models[]` entry. Its children, all typed Kubernetes objects (or
+CRs validated against the pinned CRDs) in the model's namespace:
+
+- ServiceAccount (no API token), the HF token Secret (gated models only, from `require_secret`),
+- the weights PVC (ReadWriteMany on the shared storage class) and the download Job,
+- the Deployment, its Service, PodDisruptionBudget and NetworkPolicy, an optional Ingress,
+- the KEDA ScaledObject, a ServiceMonitor and a PrometheusRule.
+
+The Deployment sets no `replicas`: KEDA's HPA owns the count (Kubernetes' advice for autoscaled
+Deployments), so a `pulumi up` never resets a scaled-out service to its minimum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from ..admission.objects import CustomObject
+from ..config.models import ModelConfig
+from ..config.types import duration_seconds
+from ..releases import addon_namespace
+from ..scheduling import GpuPoolPlacement
+from ..vllm.flags import VLLM_VERSION
+from .pod import (
+    GPU_RESOURCE,
+    PORT_NAME,
+    VLLM_PORT,
+    WEIGHTS_MOUNT,
+    PodTiming,
+    affinity,
+    model_placements,
+    probes,
+    tolerations,
+    topology_spread,
+    vllm_args,
+    wait_for_weights_script,
+)
+from .signals import prometheus_rule_spec, scaled_object_spec, service_monitor_spec
+from .weights import HF_TOKEN_KEY, download_job_name, download_job_spec
+
+SERVICE_PORT = 80
+# EFS is elastic and ignores the size; Kubernetes requires one. It is what capacity tools report.
+WEIGHTS_CLAIM_SIZE = "500Gi"
+
+
+@dataclass(frozen=True)
+class ModelPlatform:
+    """What every model service gets from the cluster and add-on layers."""
+
+    provider: k8s.Provider
+    gpu_pools: tuple[GpuPoolPlacement, ...]
+    system_node_selector: dict[str, str]
+    storage_class: str
+    storage: pulumi.Resource  # the StorageClass (and its driver) PVCs wait for
+    prometheus_url: str
+    monitoring_namespace: str  # Prometheus scrapes from here: admitted by the NetworkPolicy
+    monitoring_release: pulumi.Resource  # brings the ServiceMonitor/PrometheusRule CRDs
+    keda_release: pulumi.Resource  # brings the ScaledObject CRD
+
+
+@dataclass(frozen=True)
+class VllmModelServiceArgs:
+    model: ModelConfig
+    platform: ModelPlatform
+    hf_token: pulumi.Output[str] | None = None  # secret; required when model.gated
+    shared_namespace: k8s.core.v1.Namespace | None = None  # when model.namespace is set
+
+
+def pod_labels(model: ModelConfig) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": model.name}
+
+
+# The component's name for each operator-checked object (URNs: never change these).
+_CUSTOM_OBJECT_SUFFIX = {"ScaledObject": "scaledobject", "ServiceMonitor": "servicemonitor", "PrometheusRule": "alerts"}
+
+
+def monitored_objects(model: ModelConfig, prometheus_url: str) -> list[CustomObject]:
+    """The model's custom resources that KEDA and Prometheus Operator check, exactly as the
+    component registers them; the preflight checks this same list before anything is registered."""
+    ns, deployment = model.namespace_name, model.name
+    return [
+        CustomObject("keda.sh/v1alpha1", "ScaledObject", model.name, ns, scaled_object_spec(model, deployment, prometheus_url)),
+        CustomObject("monitoring.coreos.com/v1", "ServiceMonitor", model.name, ns, service_monitor_spec(model, PORT_NAME, pod_labels(model))),
+        CustomObject("monitoring.coreos.com/v1", "PrometheusRule", f"{model.name}-vllm", ns, prometheus_rule_spec(model, deployment)),
+    ]
+
+
+class VllmModelService(pulumi.ComponentResource):
+    def __init__(self, name: str, args: VllmModelServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llm-platform:models:VllmModelService", name, None, opts)
+        model, platform = args.model, args.platform
+        self._provider = platform.provider
+        ns = model.namespace_name
+        selector = pod_labels(model)
+        labels = {
+            **selector,
+            "app.kubernetes.io/component": "model-server",
+            "app.kubernetes.io/part-of": "llm-platform",
+            "app.kubernetes.io/version": VLLM_VERSION,
+        }
+
+        namespace = args.shared_namespace or addon_namespace(f"{name}-namespace", ns, "baseline", platform.provider, self)
+
+        def meta(object_name: str, extra_labels: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns, labels={**labels, **(extra_labels or {})})
+
+        in_namespace = self._opts(depends_on=[namespace])
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account", metadata=meta(model.name), automount_service_account_token=False, opts=in_namespace
+        )
+
+        token_secret = None
+        if model.gated:
+            if args.hf_token is None:
+                raise ValueError(f"model {model.name} is gated but no HF token was passed")  # config checks this first
+            token_secret = k8s.core.v1.Secret(
+                f"{name}-hf-token",
+                metadata=meta(f"{model.name}-hf-token"),
+                type="Opaque",
+                string_data={HF_TOKEN_KEY: args.hf_token},
+                opts=in_namespace,
+            )
+
+        claim = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-weights",
+            metadata=meta(f"{model.name}-weights"),
+            spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                access_modes=["ReadWriteMany"],
+                storage_class_name=platform.storage_class,
+                resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": WEIGHTS_CLAIM_SIZE}),
+            ),
+            opts=self._opts(depends_on=[namespace, platform.storage]),
+        )
+        claim_name = claim.metadata.name
+
+        if not model.is_local_path:
+            k8s.batch.v1.Job(
+                f"{name}-download",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=download_job_name(model),
+                    namespace=ns,
+                    labels=labels,
+                    # Model pods wait for the snapshot themselves; `pulumi up` need not sit through it.
+                    annotations={"pulumi.com/skipAwait": "true"},
+                ),
+                spec=download_job_spec(
+                    model,
+                    claim_name,
+                    account.metadata.name,
+                    token_secret.metadata.name if token_secret else None,
+                    platform.system_node_selector,
+                ),
+                opts=self._opts(depends_on=[claim, account] + ([token_secret] if token_secret else [])),
+            )
+
+        timing = PodTiming.of(model)
+        pools = model_placements(model, platform.gpu_pools)
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=meta(model.name),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    # Never fewer serving replicas during a rollout; one extra GPU pod at a time.
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
+                ),
+                progress_deadline_seconds=timing.progress_deadline_seconds,
+                revision_history_limit=5,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    spec=self._pod_spec(model, timing, pools, account.metadata.name, claim_name),
+                ),
+            ),
+            opts=self._opts(
+                depends_on=[claim, account],
+                # A first rollout may wait for the download, a GPU node and the model load.
+                custom_timeouts=pulumi.CustomTimeouts(
+                    create=f"{timing.progress_deadline_seconds + duration_seconds(model.download_timeout)}s",
+                    update=f"{timing.progress_deadline_seconds * max(1, model.min_replicas)}s",
+                ),
+            ),
+        )
+
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=meta(model.name),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP",
+                selector=selector,
+                ports=[k8s.core.v1.ServicePortArgs(name=PORT_NAME, port=SERVICE_PORT, target_port=PORT_NAME, protocol="TCP")],
+            ),
+            opts=in_namespace,
+        )
+
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=meta(model.name),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                # One replica at a time, whatever the count: node drains proceed, never all at once.
+                max_unavailable=1,
+                # A pod that is still loading (or crash-looping) must not block a node drain.
+                unhealthy_pod_eviction_policy="AlwaysAllow",
+            ),
+            opts=in_namespace,
+        )
+
+        self._network_policy(name, model, platform, meta, in_namespace)
+        if model.access.ingress is not None:
+            self._ingress(name, model, meta, service, in_namespace)
+
+        # KEDA needs its CRD and the Deployment it scales; monitors and rules need Prometheus Operator's CRDs.
+        monitoring = [platform.monitoring_release, namespace]
+        depends_on = {"ScaledObject": [platform.keda_release, deployment], "ServiceMonitor": monitoring, "PrometheusRule": monitoring}
+        for custom in monitored_objects(model, platform.prometheus_url):
+            k8s.apiextensions.CustomResource(
+                f"{name}-{_CUSTOM_OBJECT_SUFFIX[custom.kind]}",
+                api_version=custom.api_version,
+                kind=custom.kind,
+                metadata=meta(custom.name),
+                spec=custom.spec,
+                opts=self._opts(depends_on=depends_on[custom.kind]),
+            )
+
+        self.namespace = ns
+        self.service_name = model.name
+        self.endpoint = f"http://{model.name}.{ns}.svc.cluster.local/v1"
+        self.register_outputs(
+            {"namespace": ns, "serviceName": model.name, "endpoint": self.endpoint, "servedModelName": model.served_name}
+        )
+
+    def _opts(self, **kwargs) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, provider=self._provider, **kwargs)
+
+    def _pod_spec(
+        self,
+        model: ModelConfig,
+        timing: PodTiming,
+        pools: list[GpuPoolPlacement],
+        service_account: pulumi.Input[str],
+        claim_name: pulumi.Input[str],
+    ) -> k8s.core.v1.PodSpecArgs:
+        gpus = str(model.gpus_per_replica)
+        hardening = k8s.core.v1.SecurityContextArgs(
+            allow_privilege_escalation=False, capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])
+        )
+        # The server keeps the runtime's default capabilities: the vLLM image runs as root and its
+        # tensor-parallel workers share CUDA memory and /dev/shm across processes; dropping them
+        # is not something vLLM is tested with. No privilege escalation either way.
+        server_security = k8s.core.v1.SecurityContextArgs(allow_privilege_escalation=False)
+        weights_mount = k8s.core.v1.VolumeMountArgs(name="weights", mount_path=WEIGHTS_MOUNT, read_only=True)
+        return k8s.core.v1.PodSpecArgs(
+            service_account_name=service_account,
+            automount_service_account_token=False,
+            termination_grace_period_seconds=timing.grace_seconds,
+            tolerations=tolerations(model),
+            affinity=affinity(model, pools),
+            topology_spread_constraints=topology_spread(pod_labels(model)),
+            security_context=k8s.core.v1.PodSecurityContextArgs(seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
+            init_containers=[
+                k8s.core.v1.ContainerArgs(
+                    name="wait-for-weights",
+                    image=model.image,  # pulled for the server anyway: no second image
+                    command=["sh", "-c", wait_for_weights_script(model)],
+                    resources=k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "128Mi"}),
+                    security_context=hardening,
+                    volume_mounts=[weights_mount],
+                )
+            ],
+            containers=[
+                k8s.core.v1.ContainerArgs(
+                    name="vllm",
+                    image=model.image,
+                    command=["vllm", "serve"],
+                    args=vllm_args(model),
+                    ports=[k8s.core.v1.ContainerPortArgs(name=PORT_NAME, container_port=VLLM_PORT, protocol="TCP")],
+                    env=[
+                        # Weights are local: never reach the hub from a serving pod.
+                        k8s.core.v1.EnvVarArgs(name="HF_HUB_OFFLINE", value="1"),
+                        k8s.core.v1.EnvVarArgs(name="VLLM_NO_USAGE_STATS", value="1"),
+                    ],
+                    resources=k8s.core.v1.ResourceRequirementsArgs(
+                        requests={"cpu": model.cpu, "memory": model.memory, GPU_RESOURCE: gpus},
+                        # No CPU limit (throttling stalls the GPU); memory limit = request (no overcommit).
+                        limits={"memory": model.memory, GPU_RESOURCE: gpus},
+                    ),
+                    lifecycle=k8s.core.v1.LifecycleArgs(
+                        # Keep serving while endpoints drop this pod; SIGTERM then drains (--shutdown-timeout).
+                        pre_stop=k8s.core.v1.LifecycleHandlerArgs(sleep=k8s.core.v1.SleepActionArgs(seconds=timing.pre_stop_seconds))
+                    ),
+                    security_context=server_security,
+                    volume_mounts=[weights_mount, k8s.core.v1.VolumeMountArgs(name="dshm", mount_path="/dev/shm")],
+                    **probes(timing),
+                )
+            ],
+            volumes=[
+                k8s.core.v1.VolumeArgs(
+                    name="weights",
+                    persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(claim_name=claim_name, read_only=True),
+                ),
+                k8s.core.v1.VolumeArgs(
+                    name="dshm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit=model.shm_size)
+                ),
+            ],
+        )
+
+    def _network_policy(self, name, model: ModelConfig, platform: ModelPlatform, meta, opts) -> None:
+        """Only Prometheus, the ingress controller and the namespaces named in access may connect."""
+        namespaces = [platform.monitoring_namespace, *model.access.allowed_namespaces]
+        if model.access.ingress is not None:
+            namespaces.append(model.access.ingress.controller_namespace)
+        peers = [
+            k8s.networking.v1.NetworkPolicyPeerArgs(
+                namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": peer})
+            )
+            for peer in dict.fromkeys(namespaces)
+        ]
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-policy",
+            metadata=meta(model.name),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=pod_labels(model)),
+                policy_types=["Ingress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        from_=peers,
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=PORT_NAME, protocol="TCP")],
+                    )
+                ],
+            ),
+            opts=opts,
+        )
+
+    def _ingress(self, name, model: ModelConfig, meta, service: k8s.core.v1.Service, opts) -> None:
+        ingress = model.access.ingress
+        k8s.networking.v1.Ingress(
+            f"{name}-ingress",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=model.name, namespace=model.namespace_name, labels=meta(model.name).labels, annotations=ingress.annotations or None
+            ),
+            spec=k8s.networking.v1.IngressSpecArgs(
+                ingress_class_name=ingress.class_name,
+                tls=[k8s.networking.v1.IngressTLSArgs(hosts=[ingress.host], secret_name=ingress.tls_secret_name)]
+                if ingress.tls_secret_name
+                else None,
+                rules=[
+                    k8s.networking.v1.IngressRuleArgs(
+                        host=ingress.host,
+                        http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                            paths=[
+                                k8s.networking.v1.HTTPIngressPathArgs(
+                                    path=ingress.path,
+                                    path_type="Prefix",
+                                    backend=k8s.networking.v1.IngressBackendArgs(
+                                        service=k8s.networking.v1.IngressServiceBackendArgs(
+                                            name=model.name, port=k8s.networking.v1.ServiceBackendPortArgs(name=PORT_NAME)
+                                        )
+                                    ),
+                                )
+                            ]
+                        ),
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[service])),
+        )
