@@ -14,7 +14,7 @@ from components.clusters.contract import ClusterContract
 from components.config.models import ModelConfig
 from components.config.planning import max_num_seqs, model_fit, unmodelled_flags
 from components.config.stack import CONFIG_NAMESPACE, StackConfig
-from components.planner.cost import estimate_cost
+from components.config.cost import stack_cost
 from components.serving.models import ModelServices, model_platform
 
 from .preflight import checked_stack_config
@@ -82,7 +82,7 @@ def build_platform(cfg: StackConfig) -> tuple[ClusterContract, AddonsContract]:
         pulumi.export("sharedWeightsStorageClass", addons.shared_weights_storage_class)
     if cfg.models:
         build_models(cfg, cluster, addons)
-    cost = estimate_cost(cfg)
+    cost = stack_cost(cfg)
     for warning in cost.warnings:
         pulumi.log.warn(f"cost estimate: {warning}")
     pulumi.export("cost", cost.as_output())

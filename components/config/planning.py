@@ -1,5 +1,6 @@
-"""A configured model service through the memory model: does it fit, what does it hold, and what
-`--max-num-seqs` to give it when the stack does not say.
+"""A configured model through the capacity planner: the one place a `ModelConfig` becomes the
+planner's `ServingShape` (and a stack's pools the cost estimate's), and the planner's answers
+phrased in config keys: does it fit, what does it hold, what `--max-num-seqs` to give it.
 
 Used by the config check (a model that cannot start fails `pulumi preview` with the numbers and a
 fix), by the `vllm serve` arguments and by the stack outputs. Every model is checked: the
@@ -16,26 +17,23 @@ from pathlib import Path
 
 from ..catalog.gpus import gpu_models
 from ..planner.architectures import ArchitectureError, ModelArchitecture, architecture_from_file, catalog_architecture
+from ..planner.fit import derived_max_num_seqs, fit_failure
 from ..planner.memory import MemoryEstimate, ServingShape, estimate, smallest_fit
 from ..planner.memory_flags import memory_flags
 from ..vllm.flags import VLLM_VERSION
 from .models import ModelConfig
 
-# Derived --max-num-seqs: room for every admitted sequence to reach a quarter of max-model-len
-# before vLLM must preempt, in steps of 8, never above vLLM's own default for the GPU.
-AVERAGE_CONTEXT_SHARE = 4
-SEQS_STEP = 8
-
-
 # `architecture` paths are relative to the project (the directory holding Pulumi.yaml).
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
-def _shape(model: ModelConfig, gpu_type: str, tp: int) -> ServingShape:
+def serving_shape(model: ModelConfig) -> ServingShape:
+    """One replica of this model as the planner sees it: the command line vLLM will get."""
     flags = memory_flags(model.extra_args)[0]
+    tp = model.gpus_per_replica
     return ServingShape(
-        gpu_memory_gib=gpu_models()[gpu_type].cuda_total_gib,
-        gpu_name=gpu_type,
+        gpu_memory_gib=gpu_models()[model.gpu_type].cuda_total_gib,
+        gpu_name=model.gpu_type,
         tensor_parallel=tp,
         gpu_memory_utilization=model.gpu_memory_utilization,
         max_model_len=model.max_model_len,
@@ -93,7 +91,7 @@ def model_fit(model: ModelConfig) -> MemoryEstimate | None:
         return None
     arch = model_architecture(model)
     assert arch is not None
-    return _estimate(arch, _shape(model, model.gpu_type, model.gpus_per_replica))
+    return _estimate(arch, serving_shape(model))
 
 
 def unmodelled_flags(model: ModelConfig) -> tuple[str, ...]:
@@ -106,10 +104,7 @@ def max_num_seqs(model: ModelConfig) -> int | None:
     if model.max_num_seqs is not None:
         return model.max_num_seqs
     fit = model_fit(model)
-    if fit is None or not fit.fits:
-        return None
-    room = int(fit.max_concurrency * AVERAGE_CONTEXT_SHARE) // SEQS_STEP * SEQS_STEP
-    return max(SEQS_STEP, min(room, fit.max_num_seqs))
+    return None if fit is None else derived_max_num_seqs(fit)
 
 
 def fit_problem(model: ModelConfig) -> str | None:
@@ -117,22 +112,16 @@ def fit_problem(model: ModelConfig) -> str | None:
     fit = model_fit(model)
     if fit is None or fit.fits:
         return None
-    numbers = (
-        f"per GPU of {model.gpus_per_replica}x {model.gpu_type} ({fit.budget_gib:.1f} GiB at gpu-memory-utilization "
-        f"{model.gpu_memory_utilization}): weights {fit.weights_gib:.1f} GiB, activations {fit.activation_gib:.1f} GiB, "
-        f"CUDA graphs {fit.cuda_graph_gib:.1f} GiB, KV cache {fit.kv_cache_gib:.1f} GiB"
-    )
     flags = memory_flags(model.extra_args)[0]
-    left_out = f"; the prediction leaves out {flags.unmodelled_note()}" if flags.unmodelled else ""
-    return f"{model.model} does not fit: {fit.reason}; {numbers}{left_out}; fix: {_nearest_fit(model)}"
+    failure = fit_failure(model.model, serving_shape(model), fit, flags.unmodelled_note() if flags.unmodelled else None)
+    return f"{failure}; fix: {_nearest_fit(model)}"
 
 
 def _nearest_fit(model: ModelConfig) -> str:
-    shape = _shape(model, model.gpu_type, model.gpus_per_replica)
     gpus = {key: g.cuda_total_gib for key, g in gpu_models().items()}
     arch = model_architecture(model)
     assert arch is not None
-    nearest = smallest_fit(arch, shape, gpus)
+    nearest = smallest_fit(arch, serving_shape(model), gpus)
     options = []
     if nearest["gpus_per_replica"]:
         options.append(f"gpusPerReplica: {nearest['gpus_per_replica']} on {model.gpu_type}")
@@ -142,3 +131,4 @@ def _nearest_fit(model: ModelConfig) -> str:
         options.append("kvCacheDtype: fp8")
     options.append("a smaller maxModelLen")
     return " or ".join(options)
+

@@ -1,6 +1,6 @@
 """What a stack costs per hour and per month, at its minimum and at its maximum scale.
 
-Priced per node from the dated table (`pricing.py`), pool by pool:
+Priced per node from the dated table (`catalog/prices.py`), pool by pool:
 - managed on-demand node groups launch their instance types in list order: the first is priced;
 - managed spot node groups may launch any listed type: the dearest is priced (a ceiling);
 - Karpenter NodePools launch the cheapest type that fits: the cheapest listed is priced. At
@@ -13,11 +13,11 @@ listed as such in the output), so the figure is the compute bill, not the whole 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..catalog.prices import Capacity, hourly_price, price_table
-from ..config.stack import StackConfig
 
 HOURS_PER_MONTH = 730  # AWS's own convention for monthly estimates
 NOT_INCLUDED = ("EKS control plane", "EBS volumes", "EFS storage and throughput", "NAT gateways and data transfer")
@@ -95,40 +95,49 @@ class CostEstimate:
         }
 
 
-def estimate_cost(cfg: StackConfig) -> CostEstimate:
-    overrides = {name: price.as_table_entry() for name, price in cfg.prices.items()}
+@dataclass(frozen=True)
+class PoolToPrice:
+    """A pool as the estimate prices it: which types it may launch, how many nodes, and which
+    listed type a node is priced at (`first` launched, `dearest` as a ceiling, `cheapest` as
+    Karpenter picks)."""
+
+    pool: str
+    kind: str  # system | managed | karpenter
+    capacity_type: Capacity
+    instance_types: tuple[str, ...]
+    nodes_min: int
+    nodes_max: int
+    priced_as: Literal["first", "dearest", "cheapest"]
+
+
+def estimate_cost(
+    region: str,
+    pools: list[PoolToPrice],
+    overrides: dict[str, dict[str, float]],
+    override_hint: Callable[[str], str] = lambda instance_type: "",
+) -> CostEstimate:
+    """Each pool priced from the dated table and `overrides` (instance type -> {onDemand, spot});
+    a type without a price counts as 0 and is named in a warning, with `override_hint(type)`."""
     warnings: list[str] = []
 
     def price(instance_type: str, capacity: Capacity) -> float | None:
-        value = hourly_price(cfg.region, instance_type, capacity, overrides)
+        value = hourly_price(region, instance_type, capacity, overrides)
         if value is None:
-            warnings.append(
-                f"no {capacity} price for {instance_type} in {cfg.region}: it counts as 0 in the estimate; "
-                f"set llm-platform:prices.{instance_type}"
-            )
+            hint = override_hint(instance_type)
+            warnings.append(f"no {capacity} price for {instance_type} in {region}: it counts as 0 in the estimate" + (f"; {hint}" if hint else ""))
         return value
 
-    def priced(types: list[str], capacity: Capacity, pick) -> tuple[str, float | None]:
-        known = [(t, price(t, capacity)) for t in types]  # warns for each type without a price
+    def priced(pool: PoolToPrice) -> tuple[str, float | None]:
+        if pool.priced_as == "first":
+            return pool.instance_types[0], price(pool.instance_types[0], pool.capacity_type)
+        known = [(t, price(t, pool.capacity_type)) for t in pool.instance_types]  # warns for each type without a price
         with_price = [(t, p) for t, p in known if p is not None]
-        return pick(with_price, key=lambda tp: tp[1]) if with_price else (types[0], None)
+        pick = max if pool.priced_as == "dearest" else min
+        return pick(with_price, key=lambda tp: tp[1]) if with_price else (pool.instance_types[0], None)
 
-    pools: list[PoolCost] = []
-    system = cfg.system_pool
-    first = system.instance_types[0]
-    pools.append(PoolCost("system", "system", "on-demand", first, system.min_size, system.max_size, price(first, "on-demand"), None))
-    for pool in cfg.gpu_pools:
-        if pool.capacity_type == "on-demand":
-            instance_type, node_price = pool.instance_types[0], price(pool.instance_types[0], "on-demand")
-        else:
-            instance_type, node_price = priced(pool.instance_types, "spot", max)
-        on_demand = node_price if pool.capacity_type == "on-demand" else price(instance_type, "on-demand")
-        pools.append(PoolCost(pool.name, "managed", pool.capacity_type, instance_type, pool.min_size, pool.max_size, node_price, on_demand))
-    if cfg.addons.karpenter.enabled:
-        for kpool in cfg.addons.karpenter.node_pools:
-            capacity: Capacity = kpool.capacity_types[0]  # spot first when spot is allowed
-            instance_type, node_price = priced(kpool.instance_types, capacity, min)
-            on_demand = node_price if capacity == "on-demand" else price(instance_type, "on-demand")
-            nodes_max = kpool.max_gpus // kpool.gpus_per_node
-            pools.append(PoolCost(kpool.name, "karpenter", capacity, instance_type, 0, nodes_max, node_price, on_demand))
-    return CostEstimate(cfg.region, pools, list(dict.fromkeys(warnings)))
+    costs: list[PoolCost] = []
+    for pool in pools:
+        instance_type, node_price = priced(pool)
+        on_demand = None if pool.kind == "system" else node_price if pool.capacity_type == "on-demand" else price(instance_type, "on-demand")
+        costs.append(PoolCost(pool.pool, pool.kind, pool.capacity_type, instance_type, pool.nodes_min, pool.nodes_max, node_price, on_demand))
+    return CostEstimate(region, costs, list(dict.fromkeys(warnings)))

@@ -1,0 +1,27 @@
+"""The one place a stack's config becomes the cost estimate's priced pools (`planner/cost.py`)."""
+
+from __future__ import annotations
+
+from ..planner.cost import CostEstimate, PoolToPrice, estimate_cost
+from .stack import StackConfig
+
+
+def cost_pools(cfg: StackConfig) -> list[PoolToPrice]:
+    """The stack's pools as the cost estimate prices them (see `planner/cost.py` for why each is
+    priced at its first, dearest or cheapest type)."""
+    system = cfg.system_pool
+    pools = [PoolToPrice("system", "system", "on-demand", tuple(system.instance_types), system.min_size, system.max_size, "first")]
+    for pool in cfg.gpu_pools:
+        priced_as = "first" if pool.capacity_type == "on-demand" else "dearest"
+        pools.append(PoolToPrice(pool.name, "managed", pool.capacity_type, tuple(pool.instance_types), pool.min_size, pool.max_size, priced_as))
+    if cfg.addons.karpenter.enabled:
+        for kpool in cfg.addons.karpenter.node_pools:
+            capacity = kpool.capacity_types[0]  # spot first when spot is allowed
+            nodes_max = kpool.max_gpus // kpool.gpus_per_node
+            pools.append(PoolToPrice(kpool.name, "karpenter", capacity, tuple(kpool.instance_types), 0, nodes_max, "cheapest"))
+    return pools
+
+
+def stack_cost(cfg: StackConfig) -> CostEstimate:
+    overrides = {name: price.as_table_entry() for name, price in cfg.prices.items()}
+    return estimate_cost(cfg.region, cost_pools(cfg), overrides, lambda instance_type: f"set llm-platform:prices.{instance_type}")
