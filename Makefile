@@ -3,7 +3,7 @@ VENV ?= venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: venv plan plan-json test lint bench bench-planner docs schema
+.PHONY: venv plan plan-json test lint bench bench-planner docs schema urns
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -35,3 +35,6 @@ docs: venv  ## regenerate the README's config reference from the schema
 
 schema: venv
 	$(PY) -m stacks schema
+
+urns: venv  ## pin every stack's URNs (tests/urns/<stack>.txt): only after checking that a change of URN is meant
+	for f in Pulumi.*.yaml; do s=$${f#Pulumi.}; $(PY) -m stacks urns $${s%.yaml} --write; done

@@ -20,6 +20,7 @@ from .fit_cli import FitInputError, add_fit_parser, render_fit, run_fit
 from .offline import run_program
 from .plan import render_text, write_json, write_render
 from .stack_files import StackFileError, UnknownStackError, load_stack_file
+from .urns import render_snapshot, snapshot_path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -43,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of the stack config (the portal renders forms from it)")
     reference = sub.add_parser("config-reference", help="print the Markdown config reference (the README embeds it)")
     reference.add_argument("--write", metavar="MARKDOWN", type=Path, help="replace the generated block in this file instead")
+    urns = sub.add_parser("urns", help="print a stack's URNs (what tests/urns/<stack>.txt pins)")
+    urns.add_argument("stack")
+    urns.add_argument("--write", action="store_true", help="pin them: write tests/urns/<stack>.txt")
     add_fit_parser(sub)
     return parser
 
@@ -69,6 +73,20 @@ def _plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _urns(args: argparse.Namespace) -> int:
+    run = run_program(load_stack_file(args.stack), preview=True)
+    if run.error is not None:
+        raise run.error
+    text = render_snapshot(run)
+    if args.write:
+        snapshot_path(args.stack).parent.mkdir(parents=True, exist_ok=True)
+        snapshot_path(args.stack).write_text(text)
+        print(f"wrote {snapshot_path(args.stack).relative_to(PROJECT_DIR)}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -84,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             result, arch, nearest = run_fit(args)
             print(render_fit(result, arch, nearest, args.json))
             return EXIT_OK
+        if args.command == "urns":
+            return _urns(args)
         if args.command == "schema":
             print(json.dumps(stack_config_json_schema(), indent=2))
             return EXIT_OK

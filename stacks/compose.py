@@ -73,13 +73,13 @@ def build_platform(cfg: StackConfig) -> tuple[ClusterContract, AddonsContract]:
         "gpuPools",
         [
             {"name": p.pool, "gpuType": p.gpu_type, "gpusPerNode": p.gpus_per_node, "capacityType": p.capacity_type}
-            for p in addons.gpu_pools
+            for p in cluster.all_gpu_pools
         ],
     )
     if addons.prometheus_url:
         pulumi.export("prometheusUrl", addons.prometheus_url)
-    if addons.shared_weights_storage_class:
-        pulumi.export("sharedWeightsStorageClass", addons.shared_weights_storage_class)
+    if cluster.shared_weights:
+        pulumi.export("sharedWeightsStorageClass", cluster.shared_weights.storage_class)
     if cfg.models:
         build_models(cfg, cluster, addons)
     cost = stack_cost(cfg)

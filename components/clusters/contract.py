@@ -1,8 +1,10 @@
 """The small contract every cloud's cluster component fulfils, and all later layers consume.
 
-Add-ons, storage and model services never look at EKS/GKE/AKS resources directly: they take a
-`ClusterContract`, so the cloud-specific code stays in the cluster modules. Cloud-only hooks (IAM
-for AWS controllers, say) hang off `aws`/`gcp`/`azure`, and exactly one of them is set.
+Add-ons and model services never look at EKS/GKE/AKS resources directly: they take a
+`ClusterContract`, so the cloud-specific code stays in the cloud packages. What only a cloud can
+build (elastic GPU capacity such as Karpenter, the shared-weights file system and its CSI driver)
+is built by that cloud's package and handed on here, as placements and a storage class. Cloud-only
+hooks (IAM for AWS controllers, say) hang off `aws`/`gcp`/`azure`, and exactly one of them is set.
 """
 
 from __future__ import annotations
@@ -37,6 +39,14 @@ class AwsClusterHooks:
 
 
 @dataclass(frozen=True)
+class SharedWeights:
+    """A ReadWriteMany storage class every model's weights volume uses (EFS, Filestore, Azure Files)."""
+
+    storage_class: str
+    storage: pulumi.Resource  # the StorageClass (and its driver): depend on it before PVCs of that class
+
+
+@dataclass(frozen=True)
 class ClusterContract:
     cloud: str
     name: str
@@ -52,3 +62,11 @@ class ClusterContract:
     # Operator must not install them (twice-installed drivers fail to load).
     gpu_driver_preinstalled: bool
     aws: AwsClusterHooks | None = None
+    # GPU capacity the cloud adds on demand beyond `gpu_pools` (Karpenter NodePools on EKS): the
+    # same labels and taints, so GPU DaemonSets tolerate them and models are placed on them.
+    elastic_gpu_pools: tuple[GpuPoolPlacement, ...] = ()
+    shared_weights: SharedWeights | None = None  # None when the stack turns it off
+
+    @property
+    def all_gpu_pools(self) -> tuple[GpuPoolPlacement, ...]:
+        return (*self.gpu_pools, *self.elastic_gpu_pools)

@@ -18,25 +18,19 @@ from .service import ModelPlatform, VllmModelService, VllmModelServiceArgs
 
 
 def model_platform(cluster: ClusterContract, addons: AddonsContract) -> ModelPlatform:
-    """The add-on outputs model services need. Config validation guarantees they exist when models
-    are set (KEDA, Prometheus and the shared-weights storage are required then)."""
-    missing = [
-        what
-        for what, value in (
-            ("KEDA", addons.keda_release),
-            ("Prometheus", addons.monitoring_release),
-            ("shared weights storage", addons.shared_weights_storage),
-        )
-        if value is None
-    ]
-    if missing:
+    """What model services need from the cluster and the add-ons. Config validation guarantees it
+    exists when models are set (KEDA, Prometheus and the shared-weights storage are required then)."""
+    shared = cluster.shared_weights
+    needed = (("KEDA", addons.keda_release), ("Prometheus", addons.monitoring_release), ("shared weights storage", shared))
+    missing = [what for what, value in needed if value is None]
+    if missing or shared is None:
         raise ValueError(f"model services need {', '.join(missing)}")
     return ModelPlatform(
         provider=cluster.provider,
-        gpu_pools=addons.gpu_pools,
+        gpu_pools=cluster.all_gpu_pools,
         system_node_selector=cluster.system_node_selector,
-        storage_class=addons.shared_weights_storage_class,
-        storage=addons.shared_weights_storage,
+        storage_class=shared.storage_class,
+        storage=shared.storage,
         prometheus_url=addons.prometheus_url,
         monitoring_namespace=MONITORING_NAMESPACE,
         monitoring_release=addons.monitoring_release,

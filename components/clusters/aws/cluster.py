@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 import pulumi_aws as aws
@@ -30,7 +30,7 @@ import pulumi_kubernetes as k8s
 from ...catalog.gpus import cpu_arch, gpu_instance
 from ...config.stack import ClusterConfig, GpuPoolConfig, StackConfig, SystemPoolConfig, node_group_resource_name
 from ...scheduling import GpuPoolPlacement, Taint, gpu_pool_placement, system_pool_labels
-from ..contract import AwsClusterHooks, ClusterContract
+from ..contract import AwsClusterHooks, ClusterContract, SharedWeights
 from .iam import (
     POD_IDENTITY_ACTIONS,
     POD_IDENTITY_SERVICE,
@@ -39,7 +39,9 @@ from .iam import (
     partition_for_region,
     service_role,
 )
+from .karpenter import Karpenter, KarpenterArgs
 from .network import AwsVpc, AwsVpcArgs
+from .storage import EfsSharedStorage, EfsSharedStorageArgs
 
 _EKS_TAINT_EFFECT = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
 _EKS_CAPACITY_TYPE = {"on-demand": "ON_DEMAND", "spot": "SPOT"}
@@ -429,4 +431,15 @@ def build_eks_cluster(name: str, cfg: StackConfig, tags: dict[str, str]) -> Clus
         ),
         opts=pulumi.ResourceOptions(providers=[aws_provider]),
     )
-    return cluster.contract
+    contract = cluster.contract
+    # EKS's own add-ons: elastic GPU nodes (Karpenter) and the shared-weights file system (EFS).
+    aws_opts = pulumi.ResourceOptions(providers=[aws_provider])
+    elastic: tuple[GpuPoolPlacement, ...] = ()
+    if cfg.addons.karpenter.enabled:
+        karpenter = Karpenter(f"{name}-karpenter", KarpenterArgs(contract, cfg.addons.karpenter), opts=aws_opts)
+        elastic = tuple(karpenter.placements)
+    shared = None
+    if cfg.addons.efs_csi.enabled:
+        storage = EfsSharedStorage(f"{name}-weights", EfsSharedStorageArgs(contract, cfg.addons.efs_csi), opts=aws_opts)
+        shared = SharedWeights(storage.storage_class_name, storage.storage_class)
+    return replace(contract, elastic_gpu_pools=elastic, shared_weights=shared)

@@ -133,7 +133,10 @@ class Karpenter(pulumi.ComponentResource):
     placements: list[GpuPoolPlacement]
 
     def __init__(self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("llm-platform:addons:Karpenter", name, None, opts)
+        # Built by the AWS cluster package since the layout of three clouds; deployed stacks know it
+        # by its old type, so the alias keeps every URN below it.
+        aliases = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_="llm-platform:addons:Karpenter")])
+        super().__init__("llm-platform:cluster:Karpenter", name, None, pulumi.ResourceOptions.merge(opts, aliases))
         cluster, cfg = args.cluster, args.config
         hooks = cluster.aws
         assert hooks is not None, "Karpenter is EKS-only; config validation keeps it off other clouds"
