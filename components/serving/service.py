@@ -90,44 +90,76 @@ def monitored_objects(model: ModelConfig, prometheus_url: str) -> list[CustomObj
 
 
 class VllmModelService(pulumi.ComponentResource):
+    """One model service. Each step below registers one concern's objects, in dependency order."""
+
     def __init__(self, name: str, args: VllmModelServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-platform:models:VllmModelService", name, None, opts)
         model, platform = args.model, args.platform
-        self._provider = platform.provider
-        ns = model.namespace_name
-        selector = pod_labels(model)
-        labels = {
-            **selector,
+        self._name, self._model, self._platform, self._provider = name, model, platform, platform.provider
+        self._selector = pod_labels(model)
+        self._labels = {
+            **self._selector,
             "app.kubernetes.io/component": "model-server",
             "app.kubernetes.io/part-of": "llm-platform",
             "app.kubernetes.io/version": VLLM_VERSION,
         }
+        ns = model.namespace_name
 
         namespace = args.shared_namespace or addon_namespace(f"{name}-namespace", ns, "baseline", platform.provider, self)
-
-        def meta(object_name: str, extra_labels: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
-            return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns, labels={**labels, **(extra_labels or {})})
-
         in_namespace = self._opts(depends_on=[namespace])
-        account = k8s.core.v1.ServiceAccount(
-            f"{name}-service-account", metadata=meta(model.name), automount_service_account_token=False, opts=in_namespace
+        account, token_secret = self._identity(args.hf_token, in_namespace)
+        claim = self._weights(namespace, account, token_secret)
+        deployment = self._deployment(account, claim)
+        service = self._service(in_namespace)
+        self._disruption_budget(in_namespace)
+        self._network_policy(in_namespace)
+        if model.access.ingress is not None:
+            self._ingress(service, in_namespace)
+        self._scaling_and_monitoring(namespace, deployment)
+
+        self.namespace = ns
+        self.service_name = model.name
+        self.endpoint = f"http://{model.name}.{ns}.svc.cluster.local/v1"
+        self.register_outputs(
+            {"namespace": ns, "serviceName": model.name, "endpoint": self.endpoint, "servedModelName": model.served_name}
         )
 
-        token_secret = None
-        if model.gated:
-            if args.hf_token is None:
-                raise ValueError(f"model {model.name} is gated but no HF token was passed")  # config checks this first
-            token_secret = k8s.core.v1.Secret(
-                f"{name}-hf-token",
-                metadata=meta(f"{model.name}-hf-token"),
-                type="Opaque",
-                string_data={HF_TOKEN_KEY: args.hf_token},
-                opts=in_namespace,
-            )
+    def _opts(self, **kwargs) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, provider=self._provider, **kwargs)
 
+    def _meta(self, object_name: str) -> k8s.meta.v1.ObjectMetaArgs:
+        return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=self._model.namespace_name, labels=self._labels)
+
+    def _identity(
+        self, hf_token: pulumi.Output[str] | None, in_namespace: pulumi.ResourceOptions
+    ) -> tuple[k8s.core.v1.ServiceAccount, k8s.core.v1.Secret | None]:
+        """A ServiceAccount without an API token (vLLM needs no Kubernetes API), and for gated models
+        the HF token as a Secret only the download Job reads."""
+        model, name = self._model, self._name
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account", metadata=self._meta(model.name), automount_service_account_token=False, opts=in_namespace
+        )
+        if not model.gated:
+            return account, None
+        if hf_token is None:
+            raise ValueError(f"model {model.name} is gated but no HF token was passed")  # config checks this first
+        token_secret = k8s.core.v1.Secret(
+            f"{name}-hf-token",
+            metadata=self._meta(f"{model.name}-hf-token"),
+            type="Opaque",
+            string_data={HF_TOKEN_KEY: hf_token},
+            opts=in_namespace,
+        )
+        return account, token_secret
+
+    def _weights(
+        self, namespace: pulumi.Resource, account: k8s.core.v1.ServiceAccount, token_secret: k8s.core.v1.Secret | None
+    ) -> k8s.core.v1.PersistentVolumeClaim:
+        """The shared weights volume, and the Job that fills it once (not for a path on the volume)."""
+        model, name, platform = self._model, self._name, self._platform
         claim = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-weights",
-            metadata=meta(f"{model.name}-weights"),
+            metadata=self._meta(f"{model.name}-weights"),
             spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                 access_modes=["ReadWriteMany"],
                 storage_class_name=platform.storage_class,
@@ -135,35 +167,36 @@ class VllmModelService(pulumi.ComponentResource):
             ),
             opts=self._opts(depends_on=[namespace, platform.storage]),
         )
-        claim_name = claim.metadata.name
-
         if not model.is_local_path:
             k8s.batch.v1.Job(
                 f"{name}-download",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=download_job_name(model),
-                    namespace=ns,
-                    labels=labels,
+                    namespace=model.namespace_name,
+                    labels=self._labels,
                     # Model pods wait for the snapshot themselves; `pulumi up` need not sit through it.
                     annotations={"pulumi.com/skipAwait": "true"},
                 ),
                 spec=download_job_spec(
                     model,
-                    claim_name,
+                    claim.metadata.name,
                     account.metadata.name,
                     token_secret.metadata.name if token_secret else None,
                     platform.system_node_selector,
                 ),
                 opts=self._opts(depends_on=[claim, account] + ([token_secret] if token_secret else [])),
             )
+        return claim
 
+    def _deployment(self, account: k8s.core.v1.ServiceAccount, claim: k8s.core.v1.PersistentVolumeClaim) -> k8s.apps.v1.Deployment:
+        model = self._model
         timing = PodTiming.of(model)
-        pools = model_placements(model, platform.gpu_pools)
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=meta(model.name),
+        pools = model_placements(model, self._platform.gpu_pools)
+        return k8s.apps.v1.Deployment(
+            f"{self._name}-deployment",
+            metadata=self._meta(model.name),
             spec=k8s.apps.v1.DeploymentSpecArgs(
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self._selector),
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(
                     type="RollingUpdate",
                     # Never fewer serving replicas during a rollout; one extra GPU pod at a time.
@@ -172,8 +205,8 @@ class VllmModelService(pulumi.ComponentResource):
                 progress_deadline_seconds=timing.progress_deadline_seconds,
                 revision_history_limit=5,
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
-                    spec=self._pod_spec(model, timing, pools, account.metadata.name, claim_name),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=self._labels),
+                    spec=self._pod_spec(model, timing, pools, account.metadata.name, claim.metadata.name),
                 ),
             ),
             opts=self._opts(
@@ -186,22 +219,24 @@ class VllmModelService(pulumi.ComponentResource):
             ),
         )
 
-        service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=meta(model.name),
+    def _service(self, in_namespace: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+        return k8s.core.v1.Service(
+            f"{self._name}-service",
+            metadata=self._meta(self._model.name),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type="ClusterIP",
-                selector=selector,
+                selector=self._selector,
                 ports=[k8s.core.v1.ServicePortArgs(name=PORT_NAME, port=SERVICE_PORT, target_port=PORT_NAME, protocol="TCP")],
             ),
             opts=in_namespace,
         )
 
+    def _disruption_budget(self, in_namespace: pulumi.ResourceOptions) -> None:
         k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb",
-            metadata=meta(model.name),
+            f"{self._name}-pdb",
+            metadata=self._meta(self._model.name),
             spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self._selector),
                 # One replica at a time, whatever the count: node drains proceed, never all at once.
                 max_unavailable=1,
                 # A pod that is still loading (or crash-looping) must not block a node drain.
@@ -210,32 +245,21 @@ class VllmModelService(pulumi.ComponentResource):
             opts=in_namespace,
         )
 
-        self._network_policy(name, model, platform, meta, in_namespace)
-        if model.access.ingress is not None:
-            self._ingress(name, model, meta, service, in_namespace)
-
-        # KEDA needs its CRD and the Deployment it scales; monitors and rules need Prometheus Operator's CRDs.
+    def _scaling_and_monitoring(self, namespace: pulumi.Resource, deployment: k8s.apps.v1.Deployment) -> None:
+        """The ScaledObject, ServiceMonitor and PrometheusRule, exactly as the preflight checked them.
+        KEDA's needs its CRD and the Deployment it scales; the others Prometheus Operator's CRDs."""
+        platform = self._platform
         monitoring = [platform.monitoring_release, namespace]
         depends_on = {"ScaledObject": [platform.keda_release, deployment], "ServiceMonitor": monitoring, "PrometheusRule": monitoring}
-        for custom in monitored_objects(model, platform.prometheus_url):
+        for custom in monitored_objects(self._model, platform.prometheus_url):
             k8s.apiextensions.CustomResource(
-                f"{name}-{_CUSTOM_OBJECT_SUFFIX[custom.kind]}",
+                f"{self._name}-{_CUSTOM_OBJECT_SUFFIX[custom.kind]}",
                 api_version=custom.api_version,
                 kind=custom.kind,
-                metadata=meta(custom.name),
+                metadata=self._meta(custom.name),
                 spec=custom.spec,
                 opts=self._opts(depends_on=depends_on[custom.kind]),
             )
-
-        self.namespace = ns
-        self.service_name = model.name
-        self.endpoint = f"http://{model.name}.{ns}.svc.cluster.local/v1"
-        self.register_outputs(
-            {"namespace": ns, "serviceName": model.name, "endpoint": self.endpoint, "servedModelName": model.served_name}
-        )
-
-    def _opts(self, **kwargs) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=self, provider=self._provider, **kwargs)
 
     def _pod_spec(
         self,
@@ -309,8 +333,9 @@ class VllmModelService(pulumi.ComponentResource):
             ],
         )
 
-    def _network_policy(self, name, model: ModelConfig, platform: ModelPlatform, meta, opts) -> None:
+    def _network_policy(self, opts: pulumi.ResourceOptions) -> None:
         """Only Prometheus, the ingress controller and the namespaces named in access may connect."""
+        model, platform = self._model, self._platform
         namespaces = [platform.monitoring_namespace, *model.access.allowed_namespaces]
         if model.access.ingress is not None:
             namespaces.append(model.access.ingress.controller_namespace)
@@ -321,10 +346,10 @@ class VllmModelService(pulumi.ComponentResource):
             for peer in dict.fromkeys(namespaces)
         ]
         k8s.networking.v1.NetworkPolicy(
-            f"{name}-network-policy",
-            metadata=meta(model.name),
+            f"{self._name}-network-policy",
+            metadata=self._meta(model.name),
             spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=pod_labels(model)),
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self._selector),
                 policy_types=["Ingress"],
                 ingress=[
                     k8s.networking.v1.NetworkPolicyIngressRuleArgs(
@@ -336,12 +361,14 @@ class VllmModelService(pulumi.ComponentResource):
             opts=opts,
         )
 
-    def _ingress(self, name, model: ModelConfig, meta, service: k8s.core.v1.Service, opts) -> None:
+    def _ingress(self, service: k8s.core.v1.Service, opts: pulumi.ResourceOptions) -> None:
+        model = self._model
         ingress = model.access.ingress
+        assert ingress is not None
         k8s.networking.v1.Ingress(
-            f"{name}-ingress",
+            f"{self._name}-ingress",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=model.name, namespace=model.namespace_name, labels=meta(model.name).labels, annotations=ingress.annotations or None
+                name=model.name, namespace=model.namespace_name, labels=self._labels, annotations=ingress.annotations or None
             ),
             spec=k8s.networking.v1.IngressSpecArgs(
                 ingress_class_name=ingress.class_name,
