@@ -30,8 +30,8 @@ bench: venv
 bench-planner: venv  ## the capacity planner against real vLLM start-up logs
 	$(PY) benchmarks/planner_accuracy.py
 
-docs: venv  ## regenerate the README's config reference from the schema
-	$(PY) -m stacks config-reference --write README.md
+docs: venv  ## regenerate docs/config-reference.md from the schema
+	$(PY) -m stacks config-reference --write docs/config-reference.md
 
 schema: venv
 	$(PY) -m stacks schema

@@ -1,1 +1,1 @@
-"""llm-platform components: one concern per module, consumed by `stacks`."""
+"""The platform's components, one package per concern (README "Layout" has the map and its rules)."""

@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--stack-dir", type=Path, default=PROJECT_DIR)
 
     sub.add_parser("schema", help="print the JSON Schema of the stack config (the portal renders forms from it)")
-    reference = sub.add_parser("config-reference", help="print the Markdown config reference (the README embeds it)")
+    reference = sub.add_parser("config-reference", help="print the Markdown config reference (docs/config-reference.md embeds it)")
     reference.add_argument("--write", metavar="MARKDOWN", type=Path, help="replace the generated block in this file instead")
     urns = sub.add_parser("urns", help="print a stack's URNs (what tests/urns/<stack>.txt pins)")
     urns.add_argument("stack")

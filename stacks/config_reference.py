@@ -1,5 +1,5 @@
-"""The README's config reference, generated from the JSON Schema so the two cannot drift apart
-(a test compares the README's block with this output)."""
+"""The config reference (docs/config-reference.md), generated from the JSON Schema so the two
+cannot drift apart (a test compares the page's block with this output)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def config_reference_markdown() -> str:
 
 
 def write_into(path) -> None:
-    """Replace the generated block in a Markdown file (the README) with the current reference."""
+    """Replace the generated block in a Markdown file (docs/config-reference.md) with the current reference."""
     text = path.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
     path.write_text(text[:start] + config_reference_markdown().rstrip("\n") + text[end:])

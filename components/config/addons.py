@@ -1,7 +1,7 @@
 """Typed settings of the cluster add-ons (`llm-platform:addons`), with defaults a production stack
 can ship with; dev overrides them downwards (one replica, short retention, spot only).
 
-Chart versions are not configurable here on purpose: they are pinned in `charts.py`, next to the
+Chart versions are not configurable here on purpose: they are pinned in `releases.py`, next to the
 upstream schemas the tests check our values against. A stack cannot drift to an untested chart.
 """
 

@@ -3,7 +3,7 @@
 Defaults are the ones we would pick for a production service; every field a platform engineer is
 likely to tune is here rather than in `extraArgs`, so it is typed, documented and checked. Rules
 that need the rest of the stack (which pools exist, whether the stack allows scale-to-zero, the
-HF token) are in `config.py`.
+HF token) are in `stack.py`.
 """
 
 from __future__ import annotations

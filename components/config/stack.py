@@ -483,7 +483,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack_file: str, secret_keys: Ite
 
 
 def stack_config_json_schema() -> dict[str, Any]:
-    """JSON Schema of the stack config, for the portal's forms and for the README reference."""
+    """JSON Schema of the stack config, for the portal's forms and for the config reference page."""
     schema = StackConfig.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["description"] = (

@@ -1,5 +1,5 @@
-"""Building blocks shared by the stack config models (`config.py`) and the add-on models
-(`addon_config.py`): the base model, constrained string types, and the GPU instance-type rules
+"""Building blocks shared by the stack config models (`stack.py`) and the add-on models
+(`addons.py`): the base model, constrained string types, and the GPU instance-type rules
 that managed node groups and Karpenter NodePools must both obey.
 """
 
