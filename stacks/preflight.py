@@ -113,18 +113,13 @@ def shipped_queries(cfg: StackConfig) -> list[tuple[Loc, str, str]]:
     return queries
 
 
-def _describe(custom: CustomObject, finding: Finding) -> str:
-    where = ".".join(f"[{p}]" if isinstance(p, int) else p for p in finding.path).replace(".[", "[")
-    return f"{custom.kind} {custom.name}: {where}: {finding.message} ({finding.source})"
-
-
 def preflight(cfg: StackConfig) -> Preflight:
     result = Preflight()
     planned = planned_objects(cfg)
 
     def report(item: PlannedObject, finding: Finding) -> None:
         key = format_key_path(item.origin + item.config_key(finding.path, item.custom.manifest()))
-        (result.problems if finding.severity == "error" else result.warnings).append((key, _describe(item.custom, finding)))
+        (result.problems if finding.severity == "error" else result.warnings).append((key, f"{item.custom.kind} {item.custom.name}: {finding.describe()}"))
 
     for item in planned:
         for finding in object_findings(item.custom.manifest()):
