@@ -267,6 +267,7 @@ def _prometheus_findings(path: tuple, trigger: dict[str, Any]) -> list[Finding]:
         )
     query = _metadata(trigger, "query")
     problem = promql_problem(query) if query else None
+    several = one_series_problem(query) if query and not problem else None
     if problem:
         findings.append(
             Finding(
@@ -275,11 +276,9 @@ def _prometheus_findings(path: tuple, trigger: dict[str, Any]) -> list[Finding]:
                 "Prometheus 3.13 query parser",
             )
         )
-    elif query and one_series_problem(query):
+    elif several:
         findings.append(
-            Finding(
-                (*path, "metadata", "query"), one_series_problem(query) or "", f"{VERSION} prometheus scaler, ExecutePromQuery"
-            )
+            Finding((*path, "metadata", "query"), several, f"{VERSION} prometheus scaler, ExecutePromQuery")
         )
     return findings
 

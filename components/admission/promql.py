@@ -125,13 +125,3 @@ def one_series_problem(expr: str) -> str | None:
     return (
         "may return more than one series, and KEDA's prometheus scaler fails on a result of several: aggregate it (sum, avg, max)"
     )
-
-
-def selected_metrics(expr: str) -> list[tuple[str | None, list[tuple[str, str, str]]]]:
-    """(metric name, [(label, operator, value)]) of every selector in a parseable expression."""
-    out = []
-    for node in _nodes(promql_parser.parse(expr)):
-        if isinstance(node, promql_parser.VectorSelector):
-            matchers = [(m.name, str(m.op), m.value) for m in node.matchers.matchers]
-            out.append((node.name, matchers))
-    return out
