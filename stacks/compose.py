@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pulumi
@@ -57,8 +58,16 @@ def load_stack_config() -> StackConfig:
 
 
 def stack_tags(cfg: StackConfig, stack: str) -> dict[str, str]:
-    """Tags on every cloud resource: who manages it and which stack, so a bill line finds its owner."""
-    return {"managed-by": "pulumi", "llm-platform/project": pulumi.get_project(), "llm-platform/stack": stack, **cfg.tags}
+    """Tags on every cloud resource: who manages it and which stack, so a bill line finds its owner.
+    GCP labels allow no `/` in keys and only lower-case letters, digits, `_` and `-` in values."""
+    project = pulumi.get_project()
+    if cfg.cloud == "gcp":
+        return {"managed-by": "pulumi", "llm-platform-project": gcp_label_value(project), "llm-platform-stack": gcp_label_value(stack), **cfg.tags}
+    return {"managed-by": "pulumi", "llm-platform/project": project, "llm-platform/stack": stack, **cfg.tags}
+
+
+def gcp_label_value(text: str) -> str:
+    return re.sub(r"[^a-z0-9_-]", "_", text.lower())[:63]
 
 
 def build_platform(cfg: StackConfig) -> tuple[ClusterContract, AddonsContract]:

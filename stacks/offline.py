@@ -121,6 +121,12 @@ def _stand_in_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dic
         )
     if type_token == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
         outputs["url"] = inputs.get("url")
+    if type_token == "gcp:container/cluster:Cluster":
+        outputs.update(endpoint="203.0.113.10", masterAuth={"clusterCaCertificate": "bW9jay1jYQ=="})
+    if type_token == "gcp:serviceaccount/account:Account":
+        outputs["email"] = f"{inputs.get('accountId', name)}@{inputs.get('project', 'mock')}.iam.gserviceaccount.com"
+    if type_token.startswith("gcp:compute/"):
+        outputs["selfLink"] = f"https://www.googleapis.com/compute/v1/mock/{name}"
     return outputs
 
 

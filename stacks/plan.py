@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from components.planner.cost import PRICE_SOURCE
+
 from .offline import COMPUTED, ProgramRun, RegisteredResource
 
 HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
@@ -67,15 +69,15 @@ def render_text(run: ProgramRun) -> str:
             lines.append(f"  {key}: {shown}")
     cost = run.outputs.get("cost")
     if isinstance(cost, dict):
-        lines += ["", *cost_table(cost)]
+        lines += ["", *cost_table(cost, str(run.outputs.get("cloud", "aws")))]
     return "\n".join(lines) + "\n"
 
 
-def cost_table(cost: dict[str, Any]) -> list[str]:
+def cost_table(cost: dict[str, Any], cloud: str = "aws") -> list[str]:
     """The `cost` output as a table: per pool and capacity type, at minimum and maximum scale."""
     header = f"  {'pool':<16}{'kind':<11}{'capacity':<11}{'instance':<16}{'nodes':>7}{'$/h min':>11}{'$/h max':>11}"
     lines = [
-        f"Cost estimate ({cost['currency']}, EC2 prices as of {cost['pricesAsOf']}, {cost['region']}; "
+        f"Cost estimate ({cost['currency']}, {PRICE_SOURCE.get(cloud, cloud)} prices as of {cost['pricesAsOf']}, {cost['region']}; "
         f"compute only, not: {', '.join(cost['notIncluded'])}):",
         header,
     ]

@@ -23,6 +23,30 @@ from stacks.stack_files import StackFile, available_stacks, load_stack_file, sta
 
 STACKS = available_stacks(PROJECT_DIR)
 MODES = ("preview", "update")
+STACK_CLOUD = {s: load_stack_file(s).namespace_values().get("cloud") for s in STACKS}
+AWS_STACKS = [s for s in STACKS if STACK_CLOUD[s] == "aws"]
+GCP_STACKS = [s for s in STACKS if STACK_CLOUD[s] == "gcp"]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cloud(*clouds): run this `run`-parametrized test only for stacks on these clouds")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test marked `@pytest.mark.cloud("aws")` checks AWS resources: it runs for the AWS stacks'
+    `run` parameters only (deselected, not skipped, for the others)."""
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("cloud")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        stack = params["run"][0] if "run" in params else params.get("stack")
+        if marker is not None and stack is not None and STACK_CLOUD.get(stack) not in marker.args:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 _runs: dict[tuple[str, str], ProgramRun] = {}
 
@@ -59,3 +83,24 @@ def stack_from(values: dict[str, Any], name: str = "dev") -> StackFile:
 
 def inputs_of(run: ProgramRun, type_token: str) -> list[dict[str, Any]]:
     return [r.inputs for r in run.of_type(type_token)]
+
+
+EKS_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+GKE_NODE_POOL = "gcp:container/nodePool:NodePool"
+_CLOUD_TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
+
+
+def node_pools(run: ProgramRun) -> list[dict[str, Any]]:
+    """Every node group (EKS) or node pool (GKE) as one shape: its labels, its taints as Kubernetes
+    writes them (key, value, NoSchedule), whether it is spot, and the registered inputs."""
+    pools = []
+    for r in run.of_type(EKS_NODE_GROUP):
+        pools.append({"labels": r.inputs["labels"], "taints": r.inputs.get("taints") or [], "spot": r.inputs["capacityType"] == "SPOT", "inputs": r.inputs})
+    for r in run.of_type(GKE_NODE_POOL):
+        node = r.inputs["nodeConfig"]
+        pools.append({"labels": node["labels"], "taints": node.get("taints") or [], "spot": bool(node.get("spot")), "inputs": r.inputs})
+    for pool in pools:
+        pool["taints"] = [(t["key"], t["value"], _CLOUD_TAINT_EFFECTS[t["effect"]]) for t in pool["taints"]]
+        pool["role"] = pool["labels"].get("llm-platform.io/node-role")
+        pool["name"] = pool["labels"].get("llm-platform.io/pool")
+    return pools

@@ -7,8 +7,9 @@ import re
 import subprocess
 import sys
 
+import pytest
 import yaml
-from conftest import PROJECT_DIR, dev_config_values, program_run, stack_from
+from conftest import PROJECT_DIR, dev_config_values, node_pools, program_run, stack_from
 from upstream import require_upstream
 
 from components.addons.dashboards import DASHBOARD_LABEL, DASHBOARDS, GPU_DASHBOARD, VLLM_DASHBOARD
@@ -31,18 +32,12 @@ def _values(run, name):
 
 
 def _crs(run, kind):
-    return [r.inputs for r in run.resources if r.custom and r.type.endswith(f":{kind}")]
+    return [r.inputs for r in run.resources if r.custom and r.type.startswith("kubernetes:") and r.type.endswith(f":{kind}")]
 
 
 def _gpu_taints(run) -> set[tuple[str, str, str]]:
-    """Every taint any GPU node can carry: managed GPU node groups and Karpenter NodePools."""
-    effects = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
-    taints = {
-        (t["key"], t["value"], effects[t["effect"]])
-        for r in run.of_type(NODE_GROUP)
-        if r.inputs["labels"][LABEL_NODE_ROLE] == "gpu"
-        for t in r.inputs["taints"]
-    }
+    """Every taint any GPU node can carry: managed GPU node groups or pools, and Karpenter NodePools."""
+    taints = {t for pool in node_pools(run) if pool["role"] == "gpu" for t in pool["taints"]}
     taints |= {(t["key"], t["value"], t["effect"]) for np in _crs(run, "NodePool") for t in np["spec"]["template"]["spec"]["taints"]}
     return taints
 
@@ -59,34 +54,58 @@ def _tolerates(tolerations, taint) -> bool:
     return False
 
 
-def _system_selector(stack_config_run):
-    (system,) = [r for r in stack_config_run.of_type(NODE_GROUP) if r.inputs["labels"][LABEL_NODE_ROLE] == "system"]
-    return {k: v for k, v in system.inputs["labels"].items() if k in (LABEL_POOL, LABEL_NODE_ROLE)}
+def _system_selector(run):
+    (system,) = [pool for pool in node_pools(run) if pool["role"] == "system"]
+    return {k: v for k, v in system["labels"].items() if k in (LABEL_POOL, LABEL_NODE_ROLE)}
+
+
+def _releases(run) -> set[str]:
+    return {r.inputs["name"] for r in run.of_type(HELM_RELEASE_TYPE)}
 
 
 # --- GPU Operator and DCGM -------------------------------------------------------------------
 
 
 def test_gpu_operator_installs_drivers_exactly_once_per_cloud(run, stack_config):
-    values = _values(run, "gpu-operator")
-    # Which image carries the driver is per cloud; every stack today is EKS on the AL2023 NVIDIA AMI.
-    assert stack_config.cloud == "aws"
-    gpu_groups = [r.inputs for r in run.of_type(NODE_GROUP) if r.inputs["labels"][LABEL_NODE_ROLE] == "gpu"]
-    assert gpu_groups and all("NVIDIA" in g["amiType"] for g in gpu_groups)
-    assert values["driver"]["enabled"] is False and values["toolkit"]["enabled"] is False
-    assert values["devicePlugin"]["enabled"] is True and values["dcgmExporter"]["enabled"] is False
+    """One driver and one device plugin per GPU node: EKS's AL2023 NVIDIA AMI carries the driver
+    and toolkit (the operator adds the device plugin); GKE installs the driver and runs its own
+    device plugin, so no operator is installed there and DCGM reads the driver from the host."""
+    gpu_pools = [pool["inputs"] for pool in node_pools(run) if pool["role"] == "gpu"]
+    assert gpu_pools
+    dcgm = _values(run, "dcgm-exporter")
+    if stack_config.cloud == "aws":
+        values = _values(run, "gpu-operator")
+        assert all("NVIDIA" in g["amiType"] for g in gpu_pools)
+        assert values["driver"]["enabled"] is False and values["toolkit"]["enabled"] is False
+        assert values["devicePlugin"]["enabled"] is True and values["dcgmExporter"]["enabled"] is False
+        assert "extraHostVolumes" not in dcgm  # the NVIDIA runtime injects the driver
+    else:
+        assert "gpu-operator" not in _releases(run)
+        for pool in gpu_pools:
+            (accelerator,) = pool["nodeConfig"]["guestAccelerators"]
+            assert accelerator["gpuDriverInstallationConfig"]["gpuDriverVersion"] in ("DEFAULT", "LATEST")
+            assert pool["nodeConfig"]["imageType"] == "COS_CONTAINERD"
+            assert "gke-no-default-nvidia-gpu-device-plugin" not in pool["nodeConfig"]["labels"]
+        assert dcgm["extraHostVolumes"] == [{"name": "nvidia-driver", "hostPath": "/home/kubernetes/bin/nvidia"}]
+        assert {"name": "LD_LIBRARY_PATH", "value": "/usr/local/nvidia/lib64"} in dcgm["extraEnv"]
+        mounts = {m["name"]: m for m in dcgm["extraVolumeMounts"]}
+        assert mounts["nvidia-driver"]["mountPath"] == "/usr/local/nvidia" and mounts["nvidia-driver"]["readOnly"] is True
+        assert "exporter-metrics-volume" in mounts  # the chart's counters file stays mounted
+        assert dcgm["securityContext"]["privileged"] is True
 
 
 def test_every_gpu_daemonset_tolerates_every_gpu_node_taint(run):
     taints = _gpu_taints(run)
     assert (GPU_TAINT.key, GPU_TAINT.value, GPU_TAINT.effect) in taints
-    operator = _values(run, "gpu-operator")
     dcgm = _values(run, "dcgm-exporter")
-    for name, tolerations in {
-        "operator daemonsets": operator["daemonsets"]["tolerations"],
-        "NFD worker": operator["node-feature-discovery"]["worker"]["tolerations"],
-        "DCGM exporter": dcgm["tolerations"],
-    }.items():
+    daemonsets = {"DCGM exporter": dcgm["tolerations"]}
+    if "gpu-operator" in _releases(run):
+        operator = _values(run, "gpu-operator")
+        daemonsets |= {
+            "operator daemonsets": operator["daemonsets"]["tolerations"],
+            "NFD worker": operator["node-feature-discovery"]["worker"]["tolerations"],
+        }
+    for name, tolerations in daemonsets.items():
         for taint in taints:
             assert _tolerates(tolerations, taint), f"{name} does not tolerate {taint}"
 
@@ -103,11 +122,20 @@ def test_spot_taint_reaches_the_daemonsets_when_only_karpenter_has_spot():
 
 def test_controllers_run_on_the_system_pool(run):
     system = _system_selector(run)
-    assert _values(run, "gpu-operator")["operator"]["nodeSelector"].items() >= system.items()
+    releases = _releases(run)
     assert _values(run, "keda")["nodeSelector"] == system
-    assert _values(run, "karpenter")["nodeSelector"].items() >= system.items()
     assert _values(run, "kube-prometheus-stack")["prometheus"]["prometheusSpec"]["nodeSelector"] == system
-    assert _values(run, "aws-efs-csi-driver")["controller"]["nodeSelector"] == system
+    checked = {"keda", "kube-prometheus-stack", "dcgm-exporter"}  # DCGM runs on GPU nodes (below)
+    if "gpu-operator" in releases:
+        assert _values(run, "gpu-operator")["operator"]["nodeSelector"].items() >= system.items()
+        checked.add("gpu-operator")
+    if "karpenter" in releases:
+        assert _values(run, "karpenter")["nodeSelector"].items() >= system.items()
+        checked.add("karpenter")
+    if "aws-efs-csi-driver" in releases:
+        assert _values(run, "aws-efs-csi-driver")["controller"]["nodeSelector"] == system
+        checked.add("aws-efs-csi-driver")
+    assert releases == checked, releases - checked  # a new release must say where its controller runs
 
 
 def test_mig_manager_follows_pool_profiles():
@@ -167,6 +195,7 @@ def test_gpu_alerts_are_shipped_as_a_prometheus_rule(run):
 # --- Karpenter -------------------------------------------------------------------------------
 
 
+@pytest.mark.cloud("aws")
 def test_karpenter_controller_identity_matches_the_release(run, stack_config):
     values = _values(run, "karpenter")
     release = _release(run, "karpenter").inputs
@@ -188,6 +217,7 @@ def test_karpenter_controller_identity_matches_the_release(run, stack_config):
         assert pass_role["Resource"] != "*"
 
 
+@pytest.mark.cloud("aws")
 def test_karpenter_interruption_rules_feed_the_queue(run):
     patterns = [json.loads(r.inputs["eventPattern"]) for r in run.of_type("aws:cloudwatch/eventRule:EventRule")] if not run.preview else []
     targets = run.of_type("aws:cloudwatch/eventTarget:EventTarget")
@@ -202,6 +232,7 @@ def test_karpenter_interruption_rules_feed_the_queue(run):
         assert "events.amazonaws.com" in statements[0]["Principal"]["Service"]
 
 
+@pytest.mark.cloud("aws")
 def test_karpenter_nodes_have_their_own_role_and_access_entry(run):
     (entry,) = [r for r in run.of_type("aws:eks/accessEntry:AccessEntry") if r.inputs["type"] == "EC2_LINUX"]
     roles = {r.urn: r for r in run.of_type("aws:iam/role:Role")}
@@ -214,6 +245,7 @@ def test_karpenter_nodes_have_their_own_role_and_access_entry(run):
         assert role_name == COMPUTED or role_name.startswith(roles[role_urn].name)
 
 
+@pytest.mark.cloud("aws")
 def test_discovery_tags_on_subnets_and_cluster_security_group(run, stack_config):
     name = stack_config.cluster.name
     private = [r.inputs for r in run.of_type("aws:ec2/subnet:Subnet") if "kubernetes.io/role/internal-elb" in r.inputs["tags"]]
@@ -241,6 +273,7 @@ def test_existing_vpc_subnets_are_tagged_by_tag_resources():
     assert {"subnet-0123456789abcdef0", "subnet-0123456789abcdef1"} <= tagged and len(tags) == 3
 
 
+@pytest.mark.cloud("aws")
 def test_nodepools_spot_preferred_on_demand_fallback_and_never_consolidate_busy_nodes(run, stack_config):
     nodepools = {np["metadata"]["name"]: np["spec"] for np in _crs(run, "NodePool")}
     expected = {f"{p.name}-{c}" for p in stack_config.addons.karpenter.node_pools for c in p.capacity_types}
@@ -264,6 +297,7 @@ def test_nodepools_spot_preferred_on_demand_fallback_and_never_consolidate_busy_
             assert nodepools[f"{pool.name}-spot"]["weight"] > nodepools[f"{pool.name}-on-demand"]["weight"]
 
 
+@pytest.mark.cloud("aws")
 def test_prod_has_on_demand_fallback_and_dev_is_spot_only(stack_config):
     capacities = {c for p in stack_config.addons.karpenter.node_pools for c in p.capacity_types}
     if stack_config.cluster.protect:  # prod
@@ -272,6 +306,7 @@ def test_prod_has_on_demand_fallback_and_dev_is_spot_only(stack_config):
         assert capacities == {"spot"}
 
 
+@pytest.mark.cloud("aws")
 def test_ec2_node_class_root_volume_fits_vllm_images(run, stack_config):
     by_name = {p.name: p for p in stack_config.addons.karpenter.node_pools}
     for node_class in _crs(run, "EC2NodeClass"):
@@ -290,14 +325,18 @@ def test_ha_settings_follow_the_stack(run, stack_config):
     keda = _values(run, "keda")
     assert keda["operator"]["replicaCount"] == keda["metricsServer"]["replicaCount"] == addons.keda.replicas
     assert ("podDisruptionBudget" in keda) == (addons.keda.replicas > 1)
-    assert _values(run, "karpenter")["replicas"] == addons.karpenter.replicas
+    if addons.karpenter.enabled:
+        assert _values(run, "karpenter")["replicas"] == addons.karpenter.replicas
     spec = _values(run, "kube-prometheus-stack")["prometheus"]["prometheusSpec"]
     assert spec["replicas"] == addons.prometheus.replicas and spec["retention"] == addons.prometheus.retention
     claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
     assert claim["resources"]["requests"]["storage"] == f"{addons.prometheus.storage_gib}Gi"
-    assert claim["storageClassName"] == "gp3"
+    assert claim["storageClassName"] == {"aws": "gp3", "gcp": "pd-balanced"}[stack_config.cloud]
+    (block_class,) = [r.inputs for r in run.of_type("kubernetes:storage.k8s.io/v1:StorageClass") if r.inputs["metadata"]["name"] == claim["storageClassName"]]
+    assert block_class["volumeBindingMode"] == "WaitForFirstConsumer"  # a block volume lives in one zone
     if stack_config.cluster.protect:  # prod is HA
-        assert addons.keda.replicas >= 2 and addons.karpenter.replicas >= 2 and addons.prometheus.replicas >= 2
+        assert addons.keda.replicas >= 2 and addons.prometheus.replicas >= 2
+        assert addons.karpenter.replicas >= 2 or not addons.karpenter.enabled
 
 
 def test_prometheus_picks_up_monitors_and_rules_from_every_namespace(run):
@@ -305,8 +344,9 @@ def test_prometheus_picks_up_monitors_and_rules_from_every_namespace(run):
     for kind in ("serviceMonitor", "podMonitor", "rule"):
         assert spec[f"{kind}SelectorNilUsesHelmValues"] is False
     release = _release(run, "kube-prometheus-stack")
-    gp3 = [r for r in run.of_type("kubernetes:storage.k8s.io/v1:StorageClass") if r.inputs["metadata"]["name"] == "gp3"][0]
-    assert gp3.urn in release.dependencies
+    block = spec["storageSpec"]["volumeClaimTemplate"]["spec"]["storageClassName"]
+    (storage_class,) = [r for r in run.of_type("kubernetes:storage.k8s.io/v1:StorageClass") if r.inputs["metadata"]["name"] == block]
+    assert storage_class.urn in release.dependencies
 
 
 def test_grafana_admin_password_is_generated_and_secret(run):
@@ -336,6 +376,7 @@ def test_vllm_dashboard_queries_only_metrics_vllm_publishes():
 # --- Shared weights (EFS) ---------------------------------------------------------------------
 
 
+@pytest.mark.cloud("aws")
 def test_efs_is_encrypted_reachable_from_nodes_only_in_every_zone(run, stack_config):
     (fs,) = [r.inputs for r in run.of_type("aws:efs/fileSystem:FileSystem")]
     assert fs["encrypted"] is True and fs["throughputMode"] == stack_config.addons.efs_csi.throughput_mode
@@ -348,6 +389,7 @@ def test_efs_is_encrypted_reachable_from_nodes_only_in_every_zone(run, stack_con
     assert "cidrBlocks" not in rule and len(rule["securityGroups"]) == 1
 
 
+@pytest.mark.cloud("aws")
 def test_efs_storage_class_and_driver_reach_gpu_nodes(run):
     (sc,) = [r for r in run.of_type("kubernetes:storage.k8s.io/v1:StorageClass") if r.inputs["provisioner"] == "efs.csi.aws.com"]
     assert sc.inputs["parameters"]["provisioningMode"] == "efs-ap"

@@ -64,7 +64,8 @@ def test_releases_are_pinned_named_atomic_and_in_their_own_namespace(run):
             assert "repositoryOpts" not in inputs
         else:
             assert inputs["repositoryOpts"]["repo"].startswith("https://")
-    assert max(r.inputs["timeout"] for r in releases) >= 1200  # the GPU Operator's rollout
+    operator = [r for r in releases if r.inputs["chart"] == GPU_OPERATOR.chart]
+    assert all(r.inputs["timeout"] >= 1200 for r in operator)  # its operands roll out node by node
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -72,7 +73,7 @@ def test_preview_registers_every_release_of_update(stack):
     """In a PR preview outputs are unknown (cluster endpoint, queue name): no release may go missing."""
     names = {mode: sorted(r.inputs["name"] for r in _releases(program_run(stack, mode))) for mode in ("preview", "update")}
     assert names["preview"] == names["update"]
-    assert len(names["preview"]) >= 6
+    assert len(names["preview"]) >= 3  # GKE: KEDA, kube-prometheus-stack, DCGM; EKS adds GPU Operator, Karpenter, EFS CSI
 
 
 def test_every_custom_resource_validates_against_its_pinned_crd_closed(run):

@@ -38,7 +38,9 @@ def test_every_custom_resource_passes_its_crd_cel_rules_on_create_and_re_apply(r
         assert not [r for r in results if r.outcome == "unsupported"], obj["kind"]
         evaluated[obj["kind"]] += sum(r.outcome == "pass" for r in results)
     assert not problems, "\n".join(problems)
-    assert evaluated.get("NodePool", 1) >= 20 and evaluated.get("EC2NodeClass", 1) >= 30 and evaluated["ScaledObject"] >= 1
+    assert evaluated["ScaledObject"] >= 1
+    if "NodePool" in evaluated:  # EKS: Karpenter's CRDs carry most of the rules
+        assert evaluated["NodePool"] >= 20 and evaluated["EC2NodeClass"] >= 30
 
 
 # The rules no evaluation here covers: each is a transition rule, which compares an update with the

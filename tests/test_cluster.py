@@ -1,4 +1,5 @@
-"""Properties of the EKS GPU cluster every stack must have, checked on what the program registers."""
+"""Properties every stack must have (the first tests), and those of the EKS GPU cluster (marked aws;
+GKE's are in test_gke.py), checked on what the program registers."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ def test_component_type_tokens(run):
             assert re.fullmatch(r"llm-platform:[a-z_]+:[A-Z][A-Za-z]+", res.type), res.type
 
 
+@pytest.mark.cloud("aws")
 def test_one_gpu_node_group_per_pool_with_gpu_taint_and_nvidia_ami(run, stack_config):
     groups = _gpu_groups(run)
     assert set(groups) == {p.name for p in stack_config.gpu_pools}
@@ -60,6 +62,7 @@ def test_one_gpu_node_group_per_pool_with_gpu_taint_and_nvidia_ami(run, stack_co
         assert inputs["amiType"] in ("AL2023_x86_64_NVIDIA", "AL2023_ARM_64_NVIDIA"), pool
 
 
+@pytest.mark.cloud("aws")
 def test_capacity_types_and_spot_taint_match_config(run, stack_config):
     groups = _gpu_groups(run)
     for pool in stack_config.gpu_pools:
@@ -69,6 +72,7 @@ def test_capacity_types_and_spot_taint_match_config(run, stack_config):
         assert (SPOT_TAINT in inputs["taints"]) == (pool.capacity_type == "spot"), pool.name
 
 
+@pytest.mark.cloud("aws")
 def test_gpu_node_groups_match_pool_config(run, stack_config):
     groups = _gpu_groups(run)
     for pool in stack_config.gpu_pools:
@@ -82,11 +86,13 @@ def test_gpu_node_groups_match_pool_config(run, stack_config):
         assert inputs["nodeRepairConfig"] == {"enabled": True}
 
 
+@pytest.mark.cloud("aws")
 def test_autoscaler_owned_node_counts_are_not_reverted_by_pulumi(run):
     for group in run.of_type(NODE_GROUP):
         assert "scalingConfig.desiredSize" in group.ignore_changes, group.name
 
 
+@pytest.mark.cloud("aws")
 def test_system_pool_is_on_demand_untainted_cpu(run):
     system = [r.inputs for r in run.of_type(NODE_GROUP) if r.inputs["labels"][LABEL_NODE_ROLE] == "system"]
     assert len(system) == 1
@@ -96,6 +102,7 @@ def test_system_pool_is_on_demand_untainted_cpu(run):
     assert system[0]["nodeRepairConfig"] == {"enabled": True}
 
 
+@pytest.mark.cloud("aws")
 def test_cluster_uses_access_entries_not_aws_auth(run, stack_config):
     (cluster,) = [r.inputs for r in run.of_type("aws:eks/cluster:Cluster")]
     assert cluster["accessConfig"]["authenticationMode"] == "API"
@@ -110,6 +117,7 @@ def test_cluster_uses_access_entries_not_aws_auth(run, stack_config):
     assert len(associations) == len(entries)
 
 
+@pytest.mark.cloud("aws")
 def test_private_subnets_span_at_least_two_zones(run, stack_config):
     private = [r.inputs for r in run.of_type("aws:ec2/subnet:Subnet") if "kubernetes.io/role/internal-elb" in r.inputs["tags"]]
     zones = {s["availabilityZone"] for s in private}
@@ -118,6 +126,7 @@ def test_private_subnets_span_at_least_two_zones(run, stack_config):
     assert len(cluster["vpcConfig"]["subnetIds"]) == len(zones)
 
 
+@pytest.mark.cloud("aws")
 def test_pod_identity_agent_and_ebs_csi_addons(run):
     addons = {r.inputs["addonName"]: r for r in run.of_type("aws:eks/addon:Addon")}
     assert {"eks-pod-identity-agent", "aws-ebs-csi-driver"} <= set(addons)
@@ -126,6 +135,7 @@ def test_pod_identity_agent_and_ebs_csi_addons(run):
     assert ebs.inputs["podIdentityAssociations"][0]["serviceAccount"] == "ebs-csi-controller-sa"
 
 
+@pytest.mark.cloud("aws")
 def test_network_policies_are_enforced(run):
     """EKS's VPC CNI ignores NetworkPolicies unless its network policy agent is switched on."""
     (cni,) = [r.inputs for r in run.of_type("aws:eks/addon:Addon") if r.inputs["addonName"] == "vpc-cni"]
@@ -158,6 +168,7 @@ def test_kubernetes_objects_use_the_cluster_provider(run):
             assert res.provider.startswith(provider.urn + "::"), res.urn
 
 
+@pytest.mark.cloud("aws")
 @pytest.mark.parametrize("stack", STACKS)
 def test_preview_invents_no_cloud_values(stack):
     """In preview, ids and ARNs that only AWS can produce stay unknown."""
@@ -168,6 +179,7 @@ def test_preview_invents_no_cloud_values(stack):
     assert "mock" not in repr([r.inputs for r in run.resources])
 
 
+@pytest.mark.cloud("aws")
 def test_protect_follows_config(run, stack_config):
     protected = {r.type for r in run.resources if r.protect}
     if stack_config.cluster.protect:
@@ -178,6 +190,7 @@ def test_protect_follows_config(run, stack_config):
         assert not protected
 
 
+@pytest.mark.cloud("aws")
 def test_every_aws_resource_gets_stack_tags_through_the_provider(run, stack_config):
     (aws_provider,) = run.of_type("pulumi:providers:aws")
     default_tags = aws_provider.inputs["defaultTags"]

@@ -57,7 +57,12 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("existing VPC without subnets", lambda v: _net(v).update(vpcId="vpc-0123456789abcdef0"), "cluster.network.privateSubnets", "required with vpcId"),
     ("old Kubernetes", lambda v: v[f"{NS}:cluster"].update(kubernetesVersion="1.29"), "cluster.kubernetesVersion", "1.30 or newer"),
     ("missing cluster", lambda v: v.pop(f"{NS}:cluster"), "llm-platform:cluster", "required"),
-    ("unsupported cloud", lambda v: v.update({f"{NS}:cloud": "gcp"}), "llm-platform:cloud", "must be 'aws'"),
+    ("unsupported cloud", lambda v: v.update({f"{NS}:cloud": "azure"}), "llm-platform:cloud", "must be 'aws' or 'gcp'"),
+    ("gcp section on an aws stack", lambda v: v.update({f"{NS}:gcp": {"project": "my-project-1", "zones": ["us-west1-a"], "network": {"network": "n", "subnetwork": "s", "podsRangeName": "p", "servicesRangeName": "v"}}}),
+     "llm-platform:gcp", "only with cloud: gcp"),
+    ("aws stack switched to gcp", lambda v: v.update({f"{NS}:cloud": "gcp", f"{NS}:region": "us-central1"}), "llm-platform:gcp", "required with cloud: gcp"),
+    ("GCP region on aws", lambda v: v.update({f"{NS}:region": "us-central1"}), "llm-platform:region", "is not an AWS region"),
+    ("GCP machine type on aws", lambda v: _pool(v).update(instanceTypes=["g2-standard-8"]), "gpuPools[0].instanceTypes[0]", "is not an AWS instance type (gcp names it)"),
     ("reserved tag", lambda v: v[f"{NS}:tags"].update({"aws:owner": "x"}), "tags['aws:owner']", "does not start with aws:"),
     ("tag Karpenter sets", lambda v: v[f"{NS}:tags"].update({"karpenter.sh/nodepool": "x"}), "tags['karpenter.sh/nodepool']", "set by EKS and Karpenter"),
     ("node group name too long", lambda v: (v[f"{NS}:cluster"].update(name="llm-" + "x" * 36), _pool(v).update(name="l4-spot-burst")),
@@ -261,7 +266,7 @@ def test_cli_reports_bad_config_in_one_message_without_traceback(tmp_path):
 def test_cli_unknown_stack_lists_the_available_ones():
     result = _cli("plan", "staging")
     assert result.returncode == 2
-    assert "no stack named 'staging'" in result.stderr and "available stacks: dev, prod" in result.stderr
+    assert "no stack named 'staging'" in result.stderr and "available stacks: dev, dev-gke, prod, prod-gke" in result.stderr
     assert "Traceback" not in result.stderr
 
 

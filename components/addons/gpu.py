@@ -11,6 +11,9 @@ Choices, and why:
   list and our ServiceMonitor. Two exporters per GPU would double every series.
 - Every GPU DaemonSet tolerates every GPU pool taint (GPU, spot, extra), or spot nodes would never
   get a device plugin and would sit idle while billed.
+- Where the cloud runs the driver and its own device plugin (GKE-managed drivers), the contract says
+  so: the operator would add a second device plugin (config keeps it off there), and DCGM, without
+  the NVIDIA container runtime, mounts the driver from the host path the contract names.
 - MIG is on only when a pool asks for a profile; the strategy is `mixed`, so MIG slices appear as
   `nvidia.com/mig-<profile>` and never masquerade as whole `nvidia.com/gpu`s on other pools.
 """
@@ -106,13 +109,16 @@ def counters_csv() -> str:
 
 
 def gpu_operator_values(
-    driver_preinstalled: bool, gpu_pools: tuple[GpuPoolPlacement, ...], system_selector: dict[str, str]
+    driver_preinstalled: bool,
+    gpu_pools: tuple[GpuPoolPlacement, ...],
+    system_selector: dict[str, str],
+    device_plugin_preinstalled: bool = False,
 ) -> dict:
     tolerations = gpu_node_tolerations(gpu_pools)
     return {
         "driver": {"enabled": not driver_preinstalled},
         "toolkit": {"enabled": not driver_preinstalled},
-        "devicePlugin": {"enabled": True},
+        "devicePlugin": {"enabled": not device_plugin_preinstalled},
         "gfd": {"enabled": True},
         "nfd": {"enabled": True},
         "dcgm": {"enabled": False},
@@ -130,8 +136,13 @@ def gpu_operator_values(
     }
 
 
-def dcgm_exporter_values(gpu_pools: tuple[GpuPoolPlacement, ...]) -> dict:
-    return {
+# The chart's own mount of the counters file (`extraVolumeMounts` default): a list we extend must keep it.
+_COUNTERS_MOUNT = {"name": "exporter-metrics-volume", "mountPath": "/etc/dcgm-exporter/default-counters.csv", "subPath": "default-counters.csv"}
+DRIVER_MOUNT_PATH = "/usr/local/nvidia"
+
+
+def dcgm_exporter_values(gpu_pools: tuple[GpuPoolPlacement, ...], driver_host_path: str | None = None) -> dict:
+    values: dict = {
         "customMetrics": counters_csv(),
         # Only GPU nodes: DCGM on a CPU node crash-loops and pages someone.
         "nodeSelector": {LABEL_NODE_ROLE: NODE_ROLE_GPU},
@@ -139,6 +150,16 @@ def dcgm_exporter_values(gpu_pools: tuple[GpuPoolPlacement, ...]) -> dict:
         # Ours is below: visible in previews and validated against the CRD.
         "serviceMonitor": {"enabled": False},
     }
+    if driver_host_path:
+        # No NVIDIA container runtime on these nodes (GKE-managed drivers): DCGM reaches NVML from
+        # the host's driver directory and the GPU device files directly, as GKE's own DCGM does.
+        values.update(
+            extraHostVolumes=[{"name": "nvidia-driver", "hostPath": driver_host_path}],
+            extraVolumeMounts=[_COUNTERS_MOUNT, {"name": "nvidia-driver", "mountPath": DRIVER_MOUNT_PATH, "readOnly": True}],
+            extraEnv=[{"name": "LD_LIBRARY_PATH", "value": f"{DRIVER_MOUNT_PATH}/lib64"}],
+            securityContext={"privileged": True, "runAsNonRoot": False, "runAsUser": 0},
+        )
+    return values
 
 
 @dataclass(frozen=True)
@@ -162,7 +183,12 @@ class GpuStack(pulumi.ComponentResource):
                 GPU_OPERATOR_RELEASE,
                 GPU_OPERATOR,
                 namespace,
-                gpu_operator_values(cluster.gpu_driver_preinstalled, args.gpu_pools, cluster.system_node_selector),
+                gpu_operator_values(
+                    cluster.gpu_driver_preinstalled,
+                    args.gpu_pools,
+                    cluster.system_node_selector,
+                    device_plugin_preinstalled=cluster.gpu_device_plugin_preinstalled,
+                ),
                 cluster.provider,
                 self,
             )
@@ -174,7 +200,7 @@ class GpuStack(pulumi.ComponentResource):
                 DCGM_RELEASE,
                 DCGM_EXPORTER,
                 namespace,
-                dcgm_exporter_values(args.gpu_pools),
+                dcgm_exporter_values(args.gpu_pools, cluster.gpu_driver_host_path),
                 cluster.provider,
                 self,
             )

@@ -36,6 +36,12 @@ class GpuInstanceType:
     gpu: GpuModel
     gpus_per_node: int
     arch: Architecture
+    accelerator: str | None = None  # GKE guest accelerator type (gcp only)
+    boot_disk: str | None = None  # boot disk type the machine requires (gcp only; None: Persistent Disk)
+
+
+# How each cloud joins a family and a size: g6.xlarge on AWS, g2-standard-8 on GCP.
+_NAME_SEPARATOR = {"aws": ".", "gcp": "-"}
 
 
 @cache
@@ -51,9 +57,15 @@ def _load() -> tuple[dict[str, GpuModel], dict[str, GpuInstanceType]]:
     for cloud, families in raw["instances"].items():
         for fam in families:
             for size, count in fam["sizes"].items():
-                name = f"{fam['family']}.{size}"
+                name = f"{fam['family']}{_NAME_SEPARATOR[cloud]}{size}"
                 instances[name] = GpuInstanceType(
-                    cloud=cloud, name=name, gpu=gpus[fam["gpu"]], gpus_per_node=int(count), arch=fam["arch"]
+                    cloud=cloud,
+                    name=name,
+                    gpu=gpus[fam["gpu"]],
+                    gpus_per_node=int(count),
+                    arch=fam["arch"],
+                    accelerator=fam.get("accelerator"),
+                    boot_disk=fam.get("bootDisk"),
                 )
     return gpus, instances
 
@@ -66,15 +78,36 @@ def gpu_instance(name: str) -> GpuInstanceType | None:
     return _load()[1].get(name)
 
 
-def gpu_instance_names() -> list[str]:
-    return list(_load()[1])
+def gpu_instance_names(cloud: str | None = None) -> list[str]:
+    return [name for name, t in _load()[1].items() if cloud is None or t.cloud == cloud]
+
+
+def gpu_types_offered(cloud: str) -> list[str]:
+    """Our GPU names that some machine type of `cloud` carries."""
+    return sorted({t.gpu.key for t in _load()[1].values() if t.cloud == cloud})
+
+
+def gcp_accelerator(gpu_key: str) -> str | None:
+    """The GKE accelerator type of our GPU name (its first GCP family: h100 is nvidia-h100-80gb,
+    the Mega variant being a machine type of its own)."""
+    return next((t.accelerator for t in _load()[1].values() if t.cloud == "gcp" and t.gpu.key == gpu_key), None)
+
+
+def instance_type_cloud(name: str) -> str:
+    """Which cloud's naming a (CPU or GPU) type follows: AWS joins family and size with a dot
+    (m7i.large), GCP with a dash (e2-standard-4)."""
+    return "aws" if "." in name else "gcp"
 
 
 def cpu_arch(instance_type: str) -> Architecture:
     """Architecture of a CPU (system pool) instance type. AWS names Graviton families with a `g`
-    right after the generation digit (m7g, c7gn, r8gd, t4g, im4gn); everything else is x86_64."""
+    right after the generation digit (m7g, c7gn, r8gd, t4g, im4gn); GCP's Arm families are T2A
+    (Ampere Altra), C4A and N4A (Axion); everything else is x86_64."""
+    if instance_type_cloud(instance_type) == "gcp":
+        return "arm64" if instance_type.split("-", 1)[0] in _GCP_ARM_SERIES else "x86_64"
     family = instance_type.split(".", 1)[0]
     return "arm64" if _GRAVITON_FAMILY.match(family) else "x86_64"
 
 
 _GRAVITON_FAMILY = re.compile(r"^[a-z]+\d+g[a-z]*$")
+_GCP_ARM_SERIES = frozenset({"t2a", "c4a", "n4a"})

@@ -1,4 +1,4 @@
-"""Instance prices: the dated table in `data/aws_prices.yaml`, with the stack's overrides on top.
+"""Instance prices: the dated tables in `data/<cloud>_prices.yaml`, with the stack's overrides on top.
 
 A price we do not know is `None`, never 0: the cost estimate then warns and names the type,
 because a silent zero makes a GPU pool look free.
@@ -13,7 +13,8 @@ from typing import Literal
 
 import yaml
 
-_DATA = Path(__file__).parent / "data" / "aws_prices.yaml"
+_DATA_DIR = Path(__file__).parent / "data"
+PRICED_CLOUDS = ("aws", "gcp")
 
 Capacity = Literal["on-demand", "spot"]
 
@@ -26,8 +27,8 @@ class PriceTable:
 
 
 @cache
-def price_table() -> PriceTable:
-    raw = yaml.safe_load(_DATA.read_text())
+def price_table(cloud: str = "aws") -> PriceTable:
+    raw = yaml.safe_load((_DATA_DIR / f"{cloud}_prices.yaml").read_text())
     return PriceTable(as_of=str(raw["as_of"]), sources=dict(raw["sources"]), regions=raw["regions"])
 
 
@@ -39,10 +40,11 @@ def hourly_price(
     instance_type: str,
     capacity: Capacity,
     overrides: dict[str, dict[str, float]] | None = None,
+    cloud: str = "aws",
 ) -> float | None:
     """USD per instance-hour, or None when neither the stack's overrides nor the table know it."""
     key = _KEY[capacity]
     override = (overrides or {}).get(instance_type, {})
     if key in override:
         return override[key]
-    return price_table().regions.get(region, {}).get(instance_type, {}).get(key)
+    return price_table(cloud).regions.get(region, {}).get(instance_type, {}).get(key)

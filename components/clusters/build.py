@@ -7,10 +7,11 @@ from collections.abc import Callable
 from ..config.stack import StackConfig
 from .aws.cluster import build_eks_cluster
 from .contract import ClusterContract
+from .gcp.cluster import build_gke_cluster
 
 ClusterBuilder = Callable[[str, StackConfig, dict[str, str]], ClusterContract]
 
-CLUSTER_BUILDERS: dict[str, ClusterBuilder] = {"aws": build_eks_cluster}
+CLUSTER_BUILDERS: dict[str, ClusterBuilder] = {"aws": build_eks_cluster, "gcp": build_gke_cluster}
 
 
 def build_cluster(cfg: StackConfig, tags: dict[str, str]) -> ClusterContract:

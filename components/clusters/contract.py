@@ -4,7 +4,7 @@ Add-ons and model services never look at EKS/GKE/AKS resources directly: they ta
 `ClusterContract`, so the cloud-specific code stays in the cloud packages. What only a cloud can
 build (elastic GPU capacity such as Karpenter, the shared-weights file system and its CSI driver)
 is built by that cloud's package and handed on here, as placements and a storage class. Cloud-only
-hooks (IAM for AWS controllers, say) hang off `aws`/`gcp`/`azure`, and exactly one of them is set.
+hooks (IAM for AWS controllers, say) hang off `aws`/`gcp`, and exactly one of them is set.
 """
 
 from __future__ import annotations
@@ -39,11 +39,26 @@ class AwsClusterHooks:
 
 
 @dataclass(frozen=True)
+class GcpClusterHooks:
+    """What GCP-specific resources beside the cluster need: the project and region, the VPC the
+    cluster's nodes are in (Filestore instances must join it), and the stack's GCP provider."""
+
+    project: str
+    region: str
+    network_name: pulumi.Output[str]
+    node_service_account_email: pulumi.Output[str]
+    provider: pulumi.ProviderResource  # the stack's GCP provider (project, region, default labels)
+
+
+@dataclass(frozen=True)
 class SharedWeights:
     """A ReadWriteMany storage class every model's weights volume uses (EFS, Filestore, Azure Files)."""
 
     storage_class: str
     storage: pulumi.Resource  # the StorageClass (and its driver): depend on it before PVCs of that class
+    # What each weights claim requests. EFS ignores it (elastic); a Filestore claim becomes an
+    # instance of exactly this size, billed as such, so the cloud states it.
+    claim_size: str = "500Gi"
 
 
 @dataclass(frozen=True)
@@ -61,7 +76,14 @@ class ClusterContract:
     # The GPU node image already carries the NVIDIA driver and container toolkit, so the GPU
     # Operator must not install them (twice-installed drivers fail to load).
     gpu_driver_preinstalled: bool
+    # The cloud runs its own NVIDIA device plugin on GPU nodes (GKE), so no add-on may install a
+    # second one: two plugins would each advertise every GPU.
+    gpu_device_plugin_preinstalled: bool = False
+    # Where the node keeps the driver's libraries and tools for GPU agents that run without the
+    # NVIDIA container runtime (GKE: /home/kubernetes/bin/nvidia). None: the runtime injects them.
+    gpu_driver_host_path: str | None = None
     aws: AwsClusterHooks | None = None
+    gcp: GcpClusterHooks | None = None
     # GPU capacity the cloud adds on demand beyond `gpu_pools` (Karpenter NodePools on EKS): the
     # same labels and taints, so GPU DaemonSets tolerate them and models are placed on them.
     elastic_gpu_pools: tuple[GpuPoolPlacement, ...] = ()

@@ -24,4 +24,6 @@ def cost_pools(cfg: StackConfig) -> list[PoolToPrice]:
 
 def stack_cost(cfg: StackConfig) -> CostEstimate:
     overrides = {name: price.as_table_entry() for name, price in cfg.prices.items()}
-    return estimate_cost(cfg.region, cost_pools(cfg), overrides, lambda instance_type: f"set llm-platform:prices.{instance_type}")
+    return estimate_cost(
+        cfg.region, cost_pools(cfg), overrides, lambda instance_type: f"set llm-platform:prices.{instance_type}", cfg.cloud
+    )

@@ -13,6 +13,7 @@ own key path through `raise_problems` (see `config_errors`).
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -20,9 +21,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, StringConstraints, ValidationError, model_validator
 from pydantic.alias_generators import to_camel, to_snake
 
-from ..catalog.gpus import cpu_arch, gpu_instance, gpu_models
+from ..catalog.gpus import cpu_arch, gpu_instance, gpu_models, gpu_types_offered, instance_type_cloud
+from ..catalog.gcp_zones import accelerator_zones
 from ..scheduling import MIG_CONFIG_LABEL, CapacityType
 from .addons import AddonsConfig
+from .gcp import GcpConfig
 from .errors import (
     CONFIG_NAMESPACE,
     ConfigError,
@@ -52,7 +55,13 @@ from .types import (
 __all__ = ["CONFIG_NAMESPACE", "ConfigError", "StackConfig", "parse_stack_config", "stack_config_json_schema"]
 
 ClusterName = Annotated[str, StringConstraints(pattern=rf"^{DNS_LABEL}$", min_length=2, max_length=40)]
-Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")]
+Cloud = Literal["aws", "gcp"]
+# One pattern per cloud, checked in StackConfig once the cloud is known.
+REGION_PATTERNS = {
+    "aws": (r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$", "an AWS region such as us-west-2"),
+    "gcp": (r"^[a-z]+-[a-z]+\d+$", "a GCP region such as us-central1"),
+}
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]+\d$")]
 Zone = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$")]
 SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
 VpcId = Annotated[str, StringConstraints(pattern=r"^vpc-[0-9a-f]{8,17}$")]
@@ -118,6 +127,11 @@ class GpuPoolConfig(_ScalingBounds, GpuInstanceSet):
     )
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Extra node labels.")
     taints: list[TaintConfig] = Field(default_factory=list, description="Extra taints; the GPU and spot taints are always set.")
+    zones: list[str] | None = Field(
+        None,
+        description="GKE: the zones of this pool, each offering its GPU (default: llm-platform:gcp.zones). "
+        "EKS pools span the cluster's subnets.",
+    )
     mig_profile: MigProfile | None = Field(
         None,
         description="Partition this pool's GPUs with MIG, e.g. all-1g.10gb (a profile of the GPU Operator's default "
@@ -235,7 +249,11 @@ class ClusterConfig(ConfigModel):
         default_factory=list, description="IAM roles/users granted cluster-admin through EKS access entries."
     )
     protect: bool = Field(False, description="Pulumi-protect and deletion-protect the cluster, its network and keys.")
-    network: NetworkConfig = Field(description="A new VPC (`vpcCidr` + `availabilityZones`) or an existing one (`vpcId` + `privateSubnets`).")
+    network: NetworkConfig | None = Field(
+        None,
+        description="AWS: a new VPC (`vpcCidr` + `availabilityZones`) or an existing one (`vpcId` + `privateSubnets`). "
+        "GKE stacks set llm-platform:gcp.network instead.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ClusterConfig:
@@ -257,6 +275,33 @@ class ClusterConfig(ConfigModel):
 # EKS and Karpenter set these; Karpenter's EC2NodeClass CRD refuses `kubernetes.io/cluster*` (no
 # slash needed), `eks:eks-cluster-name` and its own keys in `spec.tags`, which carries these tags.
 _PLATFORM_TAG_PREFIXES = ("eks:", "kubernetes.io/cluster", "karpenter.sh/", "karpenter.k8s.aws/")
+
+
+_GCP_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_GCP_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+
+
+def _gcp_label_problems(tags: dict[str, str]) -> list[Problem]:
+    """GCP labels (what tags become on GKE): lower-case keys and values, 63 characters at most."""
+    problems: list[Problem] = []
+    for key, value in tags.items():
+        if not _GCP_LABEL_KEY.match(key):
+            problems.append((("tags", key), "a GCP label key starts with a lower-case letter: lower-case letters, digits, _ and -, at most 63"))
+        if not _GCP_LABEL_VALUE.match(value):
+            problems.append((("tags", key), "a GCP label value is lower-case letters, digits, _ and -, at most 63"))
+    return problems
+
+
+# On GCP these add-ons are off by default, and turning one on is refused with this reason.
+_AWS_ONLY_ADDONS = {
+    "karpenter": "Karpenter runs on EKS only; on GKE the cluster autoscaler scales each gpuPool between minSize "
+    "and maxSize (llm-platform:gcp.nodeAutoProvisioning adds pools of its own)",
+    "efsCsi": "EFS is AWS; on GKE model weights live on Filestore (llm-platform:gcp.filestore)",
+    "gpuOperator": "GKE installs the NVIDIA driver and runs its own device plugin on GPU nodes (GKE-managed drivers); "
+    "the operator's device plugin would advertise every GPU a second time",
+}
+GCP_SYSTEM_MACHINE_TYPES = ("e2-standard-4",)
+_TYPE_NOUN = {"aws": "an AWS instance type", "gcp": "a GCP machine type"}
 
 
 def _tag_problems(tags: dict[str, str]) -> list[Problem]:
@@ -294,15 +339,16 @@ class InstancePrice(ConfigModel):
 class StackConfig(ConfigModel):
     """Everything one stack (one environment) says: `llm-platform:<field>` keys in `Pulumi.<stack>.yaml`."""
 
-    cloud: Literal["aws"] = Field(description="Cloud to build on. AWS (EKS) in this release.")
-    region: Region = Field(description="Cloud region of every resource, e.g. us-west-2.")
+    cloud: Cloud = Field(description="Cloud to build on: aws (EKS) or gcp (GKE).")
+    region: Region = Field(description="Cloud region of every resource, e.g. us-west-2 or us-central1.")
+    gcp: GcpConfig | None = Field(None, description="GKE stacks: project, zones, network, Filestore (only with cloud: gcp).")
     cluster: ClusterConfig = Field(description="The Kubernetes cluster and its network.")
     system_pool: SystemPoolConfig = Field(SystemPoolConfig(), description="CPU nodes for controllers.")
     gpu_pools: list[GpuPoolConfig] = Field(min_length=1, description="Tainted GPU node groups.")
     addons: AddonsConfig = AddonsConfig()
     models: list[ModelConfig] = Field(default_factory=list, description="vLLM model services, one VllmModelService each.")
     model_policy: ModelPolicy = Field(ModelPolicy(), description="Stack-wide rules for model services.")
-    tags: dict[str, str] = Field(default_factory=dict, description="Tags on every cloud resource.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags on every cloud resource (labels on GCP).")
     prices: dict[InstanceTypeName, InstancePrice] = Field(
         default_factory=dict, description="Instance prices that override the dated price table in the cost estimate."
     )
@@ -311,33 +357,45 @@ class StackConfig(ConfigModel):
         description="Hugging Face token for gated models. Set it with `pulumi config set --secret llm-platform:hfToken`.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _cloud_defaults(cls, data: Any) -> Any:
+        """Defaults that depend on the cloud, filled in before validation so the validated config
+        says what will be built. Karpenter, EFS and the GPU Operator are AWS choices (GKE scales
+        pools with its cluster autoscaler, keeps weights on Filestore and runs the NVIDIA driver and
+        device plugin itself): on GCP they are off unless the stack file names them, and naming
+        them is then an error at their key."""
+        if not isinstance(data, Mapping) or data.get("cloud") != "gcp":
+            return data
+        data = dict(data)
+        addons = data.get("addons")
+        if addons is None or isinstance(addons, Mapping):
+            addons = dict(addons or {})
+            for key in _AWS_ONLY_ADDONS:
+                addons.setdefault(key, {"enabled": False})
+            data["addons"] = addons
+        system = data.get("systemPool")
+        if system is None or isinstance(system, Mapping):
+            system = dict(system or {})
+            system.setdefault("instanceTypes", list(GCP_SYSTEM_MACHINE_TYPES))
+            data["systemPool"] = system
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> StackConfig:
-        problems = _tag_problems(self.tags)
+        problems = self._region_problems()
+        problems += _tag_problems(self.tags) if self.cloud == "aws" else _gcp_label_problems(self.tags)
         problems += _duplicates("gpuPools", [p.name for p in self.gpu_pools])
         problems += _duplicates("models", [m.name for m in self.models])
-        for i, zone in enumerate(self.cluster.network.zones):
-            if not zone.startswith(self.region):
-                key = "privateSubnets" if self.cluster.network.is_existing else "availabilityZones"
-                loc = ("cluster", "network", key, i) + (("zone",) if self.cluster.network.is_existing else ())
-                problems.append((loc, f"zone {zone} is not in region {self.region}"))
+        problems += self._aws_problems() if self.cloud == "aws" else self._gcp_problems()
         for i, pool in enumerate(self.gpu_pools):
-            generated = len(node_group_resource_name(self.cluster.name, pool.name)) + AUTONAME_SUFFIX_LENGTH
-            if generated > NODE_GROUP_NAME_MAX:
-                problems.append(
-                    (
-                        ("gpuPools", i, "name"),
-                        f"too long with cluster name {self.cluster.name!r}: the node group name would be "
-                        f"{generated} characters, EKS allows {NODE_GROUP_NAME_MAX}",
-                    )
-                )
             problems += self._cloud_problems(("gpuPools", i), pool)
-            if pool.mig_profile and not self.addons.gpu_operator.enabled:
+            if pool.mig_profile and not self.addons.gpu_operator.enabled and self.cloud == "aws":
                 problems.append((("gpuPools", i, "migProfile"), "needs addons.gpuOperator (its MIG manager applies the profile)"))
-        zones = len(self.cluster.network.zones)
+        zones = len(self.zones)
         prometheus = self.addons.prometheus
         for key, replicas in (("replicas", prometheus.replicas), ("alertmanagerReplicas", prometheus.alertmanager_replicas)):
-            if prometheus.enabled and replicas > zones:
+            if prometheus.enabled and zones and replicas > zones:
                 problems.append(
                     (("addons", "prometheus", key), f"{replicas} replicas but {zones} zones: replicas are spread one per zone")
                 )
@@ -352,9 +410,112 @@ class StackConfig(ConfigModel):
         raise_problems(problems)
         return self
 
+    @property
+    def zones(self) -> list[str]:
+        """The zones nodes run in: the AWS subnets' zones, or llm-platform:gcp.zones."""
+        if self.cloud == "gcp":
+            return list(self.gcp.zones) if self.gcp else []
+        return self.cluster.network.zones if self.cluster.network else []
+
+    def pool_zones(self, pool: GpuPoolConfig) -> list[str]:
+        """A GPU pool's zones: its own on GKE when set, else the stack's."""
+        return list(pool.zones) if pool.zones else self.zones
+
+    def _region_problems(self) -> list[Problem]:
+        pattern, what = REGION_PATTERNS[self.cloud]
+        if not re.fullmatch(pattern, self.region):
+            return [(("region",), f"{self.region!r} is not {what}")]
+        return []
+
+    def _aws_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        if self.gcp is not None:
+            problems.append((("gcp",), "only with cloud: gcp"))
+        network = self.cluster.network
+        if network is None:
+            problems.append((("cluster", "network"), "required on aws: a new VPC (vpcCidr + availabilityZones) or an existing one (vpcId + privateSubnets)"))
+        else:
+            for i, zone in enumerate(network.zones):
+                if not zone.startswith(self.region):
+                    key = "privateSubnets" if network.is_existing else "availabilityZones"
+                    loc = ("cluster", "network", key, i) + (("zone",) if network.is_existing else ())
+                    problems.append((loc, f"zone {zone} is not in region {self.region}"))
+        for i, name in enumerate(self.system_pool.instance_types):
+            if instance_type_cloud(name) != "aws":
+                problems.append((("systemPool", "instanceTypes", i), f"{name} is not an AWS instance type (such as m7i.xlarge)"))
+        for i, pool in enumerate(self.gpu_pools):
+            if pool.zones is not None:
+                problems.append((("gpuPools", i, "zones"), "GKE only: an EKS node group spans the cluster's subnets"))
+            generated = len(node_group_resource_name(self.cluster.name, pool.name)) + AUTONAME_SUFFIX_LENGTH
+            if generated > NODE_GROUP_NAME_MAX:
+                problems.append(
+                    (
+                        ("gpuPools", i, "name"),
+                        f"too long with cluster name {self.cluster.name!r}: the node group name would be "
+                        f"{generated} characters, EKS allows {NODE_GROUP_NAME_MAX}",
+                    )
+                )
+        return problems
+
+    def _gcp_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        gcp = self.gcp
+        if gcp is None:
+            problems.append((("gcp",), "required with cloud: gcp (project, zones, network)"))
+        if self.cluster.network is not None:
+            problems.append((("cluster", "network"), "an AWS VPC; a GKE stack sets llm-platform:gcp.network"))
+        if self.cluster.admin_principal_arns:
+            problems.append((("cluster", "adminPrincipalArns"), "AWS IAM principals; on GKE grant roles/container.admin in IAM"))
+        for key, why in _AWS_ONLY_ADDONS.items():
+            if getattr(self.addons, to_snake(key)).enabled:
+                problems.append((("addons", key, "enabled"), why))
+        for i, zone in enumerate(gcp.zones if gcp else []):
+            if not zone.startswith(self.region + "-"):
+                problems.append((("gcp", "zones", i), f"zone {zone} is not in region {self.region}"))
+        system = self.system_pool
+        if len(system.instance_types) != 1:
+            problems.append((("systemPool", "instanceTypes"), "a GKE node pool has exactly one machine type"))
+        for i, name in enumerate(system.instance_types):
+            if instance_type_cloud(name) != "gcp":
+                problems.append((("systemPool", "instanceTypes", i), f"{name} is not a GCP machine type (such as e2-standard-4)"))
+        offered = gpu_types_offered("gcp")
+        for i, pool in enumerate(self.gpu_pools):
+            loc: Loc = ("gpuPools", i)
+            if pool.gpu_type not in offered:
+                problems.append(((*loc, "gpuType"), f"GKE offers no {pool.gpu_type} machine type (GCP GPUs here: {', '.join(offered)})"))
+                continue
+            if len(pool.instance_types) != 1:
+                problems.append(((*loc, "instanceTypes"), "a GKE node pool has exactly one machine type: one pool per machine type"))
+            if pool.mig_profile:
+                problems.append(
+                    ((*loc, "migProfile"), "not on GKE yet: GKE partitions GPUs per pool at creation (gpu_partition_size) and its device plugin offers the slices as nvidia.com/gpu")
+                )
+            problems += self._gpu_zone_problems(loc, pool)
+        return problems
+
+    def _gpu_zone_problems(self, loc: Loc, pool: GpuPoolConfig) -> list[Problem]:
+        """Every zone of a GKE GPU pool must offer its accelerator: GKE refuses a pool otherwise."""
+        known = gpu_instance(pool.instance_types[0])
+        if known is None or known.cloud != "gcp":
+            return []
+        problems: list[Problem] = []
+        for j, zone in enumerate(self.pool_zones(pool)):
+            zone_loc: Loc = (*loc, "zones", j) if pool.zones else ("gcp", "zones", j)
+            if not zone.startswith(self.region + "-"):
+                if pool.zones:
+                    problems.append((zone_loc, f"zone {zone} is not in region {self.region}"))
+                continue
+            offered_in = accelerator_zones(known.accelerator, self.region)
+            if offered_in is not None and zone not in offered_in:
+                whose = "" if pool.zones else f" (gpuPools[{loc[1]}] {pool.name!r} runs in llm-platform:gcp.zones; set its zones)"
+                problems.append(
+                    (zone_loc, f"{known.accelerator} is not offered in {zone}{whose}; {self.region} offers it in {', '.join(sorted(offered_in)) or 'no zone'}")
+                )
+        return problems
+
     def _cloud_problems(self, loc: tuple, pool: GpuInstanceSet) -> list[Problem]:
         return [
-            ((*loc, "instanceTypes", j), f"{name} is not a {self.cloud} instance type")
+            ((*loc, "instanceTypes", j), f"{name} is not {_TYPE_NOUN[self.cloud]} ({gpu_instance(name).cloud} names it)")
             for j, name in enumerate(pool.instance_types)
             if gpu_instance(name).cloud != self.cloud
         ]
@@ -379,10 +540,13 @@ class StackConfig(ConfigModel):
         for key, needed_for in (
             ("keda", "model services scale with KEDA"),
             ("prometheus", "model services' scaling signals and alerts come from Prometheus"),
-            ("efsCsi", "model weights live on the shared EFS volume"),
         ):
             if not getattr(addons, to_snake(key)).enabled:
                 problems.append((("addons", key, "enabled"), f"must be true when models are set: {needed_for}"))
+        if self.cloud == "aws" and not addons.efs_csi.enabled:
+            problems.append((("addons", "efsCsi", "enabled"), "must be true when models are set: model weights live on the shared EFS volume"))
+        if self.cloud == "gcp" and self.gcp is not None and not self.gcp.filestore.enabled:
+            problems.append((("gcp", "filestore", "enabled"), "must be true when models are set: model weights live on shared Filestore volumes"))
         own_namespaces = {m.name: i for i, m in enumerate(self.models) if m.namespace is None}
         for i, model in enumerate(self.models):
             loc: Loc = ("models", i)

@@ -24,7 +24,7 @@ _LABEL_KEY = rf"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?{_LABEL_NAME}$"
 PoolName = Annotated[str, StringConstraints(pattern=rf"^{DNS_LABEL}$", min_length=1, max_length=30)]
 LabelKey = Annotated[str, StringConstraints(pattern=_LABEL_KEY, max_length=316)]
 LabelValue = Annotated[str, StringConstraints(pattern=rf"^({_LABEL_NAME})?$", max_length=63)]
-InstanceTypeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")]
+InstanceTypeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+)?$")]  # m7i.large (AWS), g2-standard-8 (GCP)
 
 
 def formatted(pattern: str, what: str):

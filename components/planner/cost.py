@@ -7,8 +7,8 @@ Priced per node from the dated table (`catalog/prices.py`), pool by pool:
   minimum they have no nodes; at maximum, `maxGpus / gpusPerNode` nodes. A spot-first pool is
   priced at spot; the spot saving column says what it would cost more if spot ran short.
 
-GPU nodes dominate; EBS, EFS, NAT, load balancers and the EKS fee are not included (they are
-listed as such in the output), so the figure is the compute bill, not the whole bill.
+GPU nodes dominate; storage, NAT, load balancers and the control-plane fee are not included (they
+are listed per cloud in the output), so the figure is the compute bill, not the whole bill.
 """
 
 from __future__ import annotations
@@ -19,8 +19,13 @@ from typing import Any, Literal
 
 from ..catalog.prices import Capacity, hourly_price, price_table
 
-HOURS_PER_MONTH = 730  # AWS's own convention for monthly estimates
-NOT_INCLUDED = ("EKS control plane", "EBS volumes", "EFS storage and throughput", "NAT gateways and data transfer")
+HOURS_PER_MONTH = 730  # AWS's and Google's convention for monthly estimates
+NOT_INCLUDED = {
+    "aws": ("EKS control plane", "EBS volumes", "EFS storage and throughput", "NAT gateways and data transfer"),
+    "gcp": ("GKE cluster management fee", "boot and persistent disks", "Filestore instances", "Cloud NAT and data transfer"),
+}
+# What the table prices: the printed header names it.
+PRICE_SOURCE = {"aws": "EC2", "gcp": "Compute Engine"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class CostEstimate:
     region: str
     pools: list[PoolCost]
     warnings: list[str] = field(default_factory=list)
+    cloud: str = "aws"
 
     @property
     def min_hourly(self) -> float:
@@ -72,7 +78,7 @@ class CostEstimate:
         return {
             "currency": "USD",
             "region": self.region,
-            "pricesAsOf": price_table().as_of,
+            "pricesAsOf": price_table(self.cloud).as_of,
             "hoursPerMonth": HOURS_PER_MONTH,
             "atMinimum": money(self.min_hourly),
             "atMaximum": money(self.max_hourly),
@@ -90,7 +96,7 @@ class CostEstimate:
                 }
                 for p in self.pools
             ],
-            "notIncluded": list(NOT_INCLUDED),
+            "notIncluded": list(NOT_INCLUDED[self.cloud]),
             "warnings": list(self.warnings),
         }
 
@@ -115,13 +121,14 @@ def estimate_cost(
     pools: list[PoolToPrice],
     overrides: dict[str, dict[str, float]],
     override_hint: Callable[[str], str] = lambda instance_type: "",
+    cloud: str = "aws",
 ) -> CostEstimate:
     """Each pool priced from the dated table and `overrides` (instance type -> {onDemand, spot});
     a type without a price counts as 0 and is named in a warning, with `override_hint(type)`."""
     warnings: list[str] = []
 
     def price(instance_type: str, capacity: Capacity) -> float | None:
-        value = hourly_price(region, instance_type, capacity, overrides)
+        value = hourly_price(region, instance_type, capacity, overrides, cloud)
         if value is None:
             hint = override_hint(instance_type)
             warnings.append(f"no {capacity} price for {instance_type} in {region}: it counts as 0 in the estimate" + (f"; {hint}" if hint else ""))
@@ -140,4 +147,4 @@ def estimate_cost(
         instance_type, node_price = priced(pool)
         on_demand = None if pool.kind == "system" else node_price if pool.capacity_type == "on-demand" else price(instance_type, "on-demand")
         costs.append(PoolCost(pool.pool, pool.kind, pool.capacity_type, instance_type, pool.nodes_min, pool.nodes_max, node_price, on_demand))
-    return CostEstimate(region, costs, list(dict.fromkeys(warnings)))
+    return CostEstimate(region, costs, list(dict.fromkeys(warnings)), cloud)

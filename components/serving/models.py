@@ -31,6 +31,7 @@ def model_platform(cluster: ClusterContract, addons: AddonsContract) -> ModelPla
         system_node_selector=cluster.system_node_selector,
         storage_class=shared.storage_class,
         storage=shared.storage,
+        claim_size=shared.claim_size,
         prometheus_url=addons.prometheus_url,
         monitoring_namespace=MONITORING_NAMESPACE,
         monitoring_release=addons.monitoring_release,

@@ -43,8 +43,6 @@ from .signals import prometheus_rule_spec, scaled_object_spec, service_monitor_s
 from .weights import HF_TOKEN_KEY, download_job_name, download_job_spec
 
 SERVICE_PORT = 80
-# EFS is elastic and ignores the size; Kubernetes requires one. It is what capacity tools report.
-WEIGHTS_CLAIM_SIZE = "500Gi"
 
 
 @dataclass(frozen=True)
@@ -56,6 +54,7 @@ class ModelPlatform:
     system_node_selector: dict[str, str]
     storage_class: str
     storage: pulumi.Resource  # the StorageClass (and its driver) PVCs wait for
+    claim_size: str  # what a weights claim requests: the cloud's choice (EFS ignores it; Filestore bills it)
     prometheus_url: str
     monitoring_namespace: str  # Prometheus scrapes from here: admitted by the NetworkPolicy
     monitoring_release: pulumi.Resource  # brings the ServiceMonitor/PrometheusRule CRDs
@@ -163,7 +162,7 @@ class VllmModelService(pulumi.ComponentResource):
             spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                 access_modes=["ReadWriteMany"],
                 storage_class_name=platform.storage_class,
-                resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": WEIGHTS_CLAIM_SIZE}),
+                resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": platform.claim_size}),
             ),
             opts=self._opts(depends_on=[namespace, platform.storage]),
         )
