@@ -181,6 +181,71 @@ def test_invalid_config_fails_in_the_program_with_key_path_and_registers_nothing
     assert [r.type for r in run.resources] == ["pulumi:pulumi:Stack"]
 
 
+def _gke_values() -> dict[str, Any]:
+    return yaml.safe_load((PROJECT_DIR / "Pulumi.dev-gke.yaml").read_text())["config"]
+
+
+def _gcp(values: dict[str, Any]) -> dict[str, Any]:
+    return values[f"{NS}:gcp"]
+
+
+# The same mistakes and the GCP-only ones, on dev-gke's config.
+GCP_CASES: list[tuple[str, Mutation, str, str]] = [
+    ("AWS instance type on gcp", lambda v: _pool(v).update(instanceTypes=["g6.xlarge"]), "gpuPools[0].instanceTypes[0]", "is not a GCP machine type (aws names it)"),
+    ("GPU GCP does not offer", lambda v: _pool(v).update(gpuType="l40s", instanceTypes=["g6e.xlarge"]), "gpuPools[0].gpuType", "GKE offers no l40s machine type"),
+    ("machine type with another GPU", lambda v: _pool(v).update(instanceTypes=["a2-highgpu-1g"]), "gpuPools[0].instanceTypes[0]", "carries a100-40gb, not gpuType l4"),
+    ("machine type with more GPUs", lambda v: _pool(v).update(instanceTypes=["g2-standard-24"]), "gpuPools[0].instanceTypes[0]", "2 GPU(s) per node, not gpusPerNode 1"),
+    ("unknown machine type", lambda v: _pool(v).update(instanceTypes=["g2-standard-6"]), "gpuPools[0].instanceTypes[0]", "not a known GPU instance type"),
+    ("two machine types in a pool", lambda v: _pool(v).update(instanceTypes=["g2-standard-8", "g2-standard-16"]), "gpuPools[0].instanceTypes", "exactly one machine type"),
+    ("zone without the GPU", lambda v: _gcp(v).update(zones=["us-central1-f"]), "gcp.zones[0]", "nvidia-l4 is not offered in us-central1-f"),
+    ("pool zone without the GPU", lambda v: _pool(v).update(zones=["us-central1-a", "us-central1-f"]), "gpuPools[0].zones[1]", "nvidia-l4 is not offered in us-central1-f"),
+    ("zone of another region", lambda v: _gcp(v).update(zones=["us-east4-a"]), "gcp.zones[0]", "not in region us-central1"),
+    ("bad zone", lambda v: _gcp(v).update(zones=["us-central1a"]), "gcp.zones[0]", "is not a GCP zone"),
+    ("AWS region on gcp", lambda v: v.update({f"{NS}:region": "us-west-2"}), "llm-platform:region", "is not a GCP region"),
+    ("missing gcp section", lambda v: v.pop(f"{NS}:gcp"), "llm-platform:gcp", "required with cloud: gcp"),
+    ("missing project", lambda v: _gcp(v).pop("project"), "gcp.project", "required"),
+    ("bad project id", lambda v: _gcp(v).update(project="My_Project"), "gcp.project", "is not a GCP project id"),
+    ("AWS network on gcp", lambda v: v[f"{NS}:cluster"].update(network={"vpcCidr": "10.0.0.0/16", "availabilityZones": ["us-west-2a", "us-west-2b"]}),
+     "cluster.network", "a GKE stack sets llm-platform:gcp.network"),
+    ("overlapping ranges", lambda v: _gcp(v)["network"].update(podsCidr="10.60.0.0/14"), "gcp.network.podsCidr", "overlaps subnetCidr"),
+    ("missing pods range", lambda v: _gcp(v)["network"].pop("podsCidr"), "gcp.network.podsCidr", "required for a new VPC"),
+    ("existing network without ranges", lambda v: _gcp(v).update(network={"network": "shared-vpc"}), "gcp.network.subnetwork", "required with network"),
+    ("Filestore below the tier minimum", lambda v: _gcp(v)["filestore"].update(tier="basic-ssd", capacityGib=1024), "gcp.filestore.capacityGib", "at least 2560 GiB"),
+    ("Filestore off with models", lambda v: _gcp(v)["filestore"].update(enabled=False), "gcp.filestore.enabled", "must be true when models are set"),
+    ("bad Filestore tier", lambda v: _gcp(v)["filestore"].update(tier="premium"), "gcp.filestore.tier", "'zonal'"),
+    ("Karpenter on GKE", lambda v: v[f"{NS}:addons"].update(karpenter={"replicas": 1}), "addons.karpenter.enabled", "Karpenter runs on EKS only"),
+    ("EFS on GKE", lambda v: v[f"{NS}:addons"].update(efsCsi={"enabled": True}), "addons.efsCsi.enabled", "on GKE model weights live on Filestore"),
+    ("GPU Operator on GKE", lambda v: v[f"{NS}:addons"].update(gpuOperator={"enabled": True}), "addons.gpuOperator.enabled", "its own device plugin"),
+    ("MIG on GKE", lambda v: _pool(v).update(gpuType="a100-80gb", instanceTypes=["a2-ultragpu-1g"], migProfile="all-1g.10gb"), "gpuPools[0].migProfile", "not on GKE yet"),
+    ("AWS admins on GKE", lambda v: v[f"{NS}:cluster"].update(adminPrincipalArns=["arn:aws:iam::123456789012:role/admins"]), "cluster.adminPrincipalArns", "AWS IAM principals"),
+    ("tag that is no GCP label", lambda v: v[f"{NS}:tags"].update({"Cost-Center": "ML"}), "tags['Cost-Center']", "a GCP label key starts with a lower-case letter"),
+    ("AWS system machine type on gcp", lambda v: v[f"{NS}:systemPool"].update(instanceTypes=["m7i.large"]), "systemPool.instanceTypes[0]", "is not a GCP machine type"),
+    ("NAP GPU limit of an unknown GPU", lambda v: _gcp(v).update(nodeAutoProvisioning={"maxCpu": 8, "maxMemoryGib": 32, "maxGpus": {"l5": 1}}),
+     "gcp.nodeAutoProvisioning.maxGpus.l5", "unknown GPU type 'l5'"),
+    ("more Prometheus replicas than zones", lambda v: v[f"{NS}:addons"]["prometheus"].update(replicas=2), "addons.prometheus.replicas", "2 replicas but 1 zones"),
+]
+
+
+@pytest.mark.parametrize("mutate, path, message", [c[1:] for c in GCP_CASES], ids=[c[0] for c in GCP_CASES])
+def test_invalid_gke_config_fails_in_the_program_with_key_path_and_registers_nothing(mutate, path, message):
+    values = _gke_values()
+    mutate(values)
+    run = run_program(stack_from(values, "dev-gke"), preview=True)
+    assert isinstance(run.error, ConfigError), run.error
+    matching = [line for line in str(run.error).splitlines() if line.startswith("Pulumi.dev-gke.yaml: ") and path in line]
+    assert matching, str(run.error)
+    assert any(message in line for line in matching), str(run.error)
+    assert [r.type for r in run.resources] == ["pulumi:pulumi:Stack"]
+
+
+def test_gke_defaults_turn_the_aws_only_add_ons_off():
+    cfg = stack_from(_gke_values(), "dev-gke").validate()
+    assert not cfg.addons.karpenter.enabled and not cfg.addons.efs_csi.enabled and not cfg.addons.gpu_operator.enabled
+    values = _gke_values()
+    del values[f"{NS}:systemPool"]
+    assert stack_from(values, "dev-gke").validate().system_pool.instance_types == ["e2-standard-4"]
+
+
 def test_every_problem_is_listed_in_one_error():
     values = dev_config_values()
     _pool(values).update(minSize=2, maxSize=1)
