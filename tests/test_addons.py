@@ -92,6 +92,8 @@ def test_gpu_operator_installs_drivers_exactly_once_per_cloud(run, stack_config)
         assert mounts["nvidia-driver"]["mountPath"] == "/usr/local/nvidia" and mounts["nvidia-driver"]["readOnly"] is True
         assert "exporter-metrics-volume" in mounts  # the chart's counters file stays mounted
         assert dcgm["securityContext"]["privileged"] is True
+        # merged over the chart's default allowPrivilegeEscalation: false, which privileged forbids
+        assert dcgm["securityContext"]["allowPrivilegeEscalation"] is True
 
 
 def test_every_gpu_daemonset_tolerates_every_gpu_node_taint(run):

@@ -157,7 +157,9 @@ def dcgm_exporter_values(gpu_pools: tuple[GpuPoolPlacement, ...], driver_host_pa
             extraHostVolumes=[{"name": "nvidia-driver", "hostPath": driver_host_path}],
             extraVolumeMounts=[_COUNTERS_MOUNT, {"name": "nvidia-driver", "mountPath": DRIVER_MOUNT_PATH, "readOnly": True}],
             extraEnv=[{"name": "LD_LIBRARY_PATH", "value": f"{DRIVER_MOUNT_PATH}/lib64"}],
-            securityContext={"privileged": True, "runAsNonRoot": False, "runAsUser": 0},
+            # Helm merges this over the chart's securityContext, whose allowPrivilegeEscalation: false
+            # Kubernetes refuses beside privileged: true.
+            securityContext={"privileged": True, "allowPrivilegeEscalation": True, "runAsNonRoot": False, "runAsUser": 0},
         )
     return values
 

@@ -25,7 +25,7 @@ from ..catalog.gpus import cpu_arch, gpu_instance, gpu_models, gpu_types_offered
 from ..catalog.gcp_zones import accelerator_zones
 from ..scheduling import MIG_CONFIG_LABEL, CapacityType
 from .addons import AddonsConfig
-from .gcp import GcpConfig
+from .gcp import GcpConfig, GcpZone
 from .errors import (
     CONFIG_NAMESPACE,
     ConfigError,
@@ -127,8 +127,9 @@ class GpuPoolConfig(_ScalingBounds, GpuInstanceSet):
     )
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Extra node labels.")
     taints: list[TaintConfig] = Field(default_factory=list, description="Extra taints; the GPU and spot taints are always set.")
-    zones: list[str] | None = Field(
+    zones: list[GcpZone] | None = Field(
         None,
+        min_length=1,
         description="GKE: the zones of this pool, each offering its GPU (default: llm-platform:gcp.zones). "
         "EKS pools span the cluster's subnets.",
     )
@@ -142,6 +143,7 @@ class GpuPoolConfig(_ScalingBounds, GpuInstanceSet):
     @model_validator(mode="after")
     def _check(self) -> GpuPoolConfig:
         problems = self._bounds_problems() + self.instance_set_problems()
+        problems += [(("zones", i), f"zone {z} is listed twice") for i, z in enumerate(self.zones or []) if z in (self.zones or [])[:i]]
         problems += label_problems(self.labels)
         problems += taint_problems(self.taints)
         if self.mig_profile and not gpu_models()[self.gpu_type].mig_capable:
