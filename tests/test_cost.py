@@ -173,7 +173,7 @@ def test_gcp_prices_are_the_vm_row_plus_the_gpu_row_median_over_zones():
     gpus = {(r["AcceleratorName"], int(float(r["AcceleratorCount"])), r["AvailabilityZone"]): r for r in rows if not r["InstanceType"]}
     table = price_table("gcp").regions
     checked = 0
-    for (name, region, zone_unused), _ in sorted(vms.items()):
+    for name, region in sorted({(n, r) for n, r, _ in vms}):
         machine = gpu_instance(name)
         for key, column in (("onDemand", "Price"), ("spot", "SpotPrice")):
             per_zone = []
