@@ -351,6 +351,15 @@ def test_prometheus_picks_up_monitors_and_rules_from_every_namespace(run):
     assert storage_class.urn in release.dependencies
 
 
+def test_managed_control_plane_components_are_not_scraped(run, stack_config):
+    """EKS and GKE run the scheduler, controller-manager and etcd out of reach: scraping them (and
+    their absent() alerts) would page forever. GKE's Dataplane V2 has no kube-proxy either."""
+    values = _values(run, "kube-prometheus-stack")
+    for component in ("kubeControllerManager", "kubeScheduler", "kubeEtcd"):
+        assert values[component] == {"enabled": False}, component
+    assert values["kubeProxy"]["enabled"] is (stack_config.cloud == "aws")
+
+
 def test_grafana_admin_password_is_generated_and_secret(run):
     grafana = _values(run, "kube-prometheus-stack")["grafana"]
     (secret,) = [r for r in run.of_type("kubernetes:core/v1:Secret") if r.inputs["metadata"]["name"] == grafana["admin"]["existingSecret"]]

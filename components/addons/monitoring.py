@@ -95,6 +95,13 @@ def kube_prometheus_stack_values(cfg: PrometheusAddon, cluster: ClusterContract)
                 "podAntiAffinityTopologyKey": ZONE_LABEL,
             }
         },
+        # A managed control plane (EKS, GKE) exposes no scheduler, controller-manager or etcd to
+        # in-cluster Prometheus: scraping them only makes KubeSchedulerDown and friends fire forever.
+        # The chart drops their rules with them.
+        "kubeControllerManager": {"enabled": False},
+        "kubeScheduler": {"enabled": False},
+        "kubeEtcd": {"enabled": False},
+        "kubeProxy": {"enabled": cluster.kube_proxy_metrics},
         "grafana": {
             "enabled": cfg.grafana,
             "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},

@@ -82,6 +82,8 @@ class ClusterContract:
     # Where the node keeps the driver's libraries and tools for GPU agents that run without the
     # NVIDIA container runtime (GKE: /home/kubernetes/bin/nvidia). None: the runtime injects them.
     gpu_driver_host_path: str | None = None
+    # kube-proxy runs on the nodes with its metrics reachable (EKS); GKE's Dataplane V2 has none.
+    kube_proxy_metrics: bool = True
     aws: AwsClusterHooks | None = None
     gcp: GcpClusterHooks | None = None
     # GPU capacity the cloud adds on demand beyond `gpu_pools` (Karpenter NodePools on EKS): the

@@ -180,6 +180,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
             gpu_driver_preinstalled=True,
             gpu_device_plugin_preinstalled=True,
             gpu_driver_host_path=GKE_DRIVER_HOST_PATH,
+            kube_proxy_metrics=False,  # Dataplane V2 replaces kube-proxy
             gcp=GcpClusterHooks(
                 project=gcfg.project,
                 region=args.region,
