@@ -29,8 +29,9 @@ import pulumi_kubernetes as k8s
 
 from ...catalog.gpus import cpu_arch, gpu_instance
 from ...config.stack import ClusterConfig, GpuPoolConfig, StackConfig, SystemPoolConfig, node_group_resource_name
-from ...scheduling import GpuPoolPlacement, Taint, gpu_pool_placement, system_pool_labels
+from ...scheduling import GpuPoolPlacement, Taint, system_pool_labels
 from ..contract import AwsClusterHooks, ClusterContract, SharedWeights
+from ..shared import exec_kubeconfig, placement_of
 from .iam import (
     POD_IDENTITY_ACTIONS,
     POD_IDENTITY_SERVICE,
@@ -72,27 +73,15 @@ def eks_taints(taints: tuple[Taint, ...]) -> list[aws.eks.NodeGroupTaintArgs]:
 
 def kubeconfig_json(cluster_name: str, region: str, endpoint: str, ca_data: str) -> str:
     """A kubeconfig that authenticates with `aws eks get-token` (short-lived tokens, no static secret)."""
-    return json.dumps(
+    return exec_kubeconfig(
+        cluster_name,
+        endpoint,
+        ca_data,
         {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
-            "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
-            "current-context": cluster_name,
-            "users": [
-                {
-                    "name": cluster_name,
-                    "user": {
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "aws",
-                            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region, "--output", "json"],
-                            "interactiveMode": "Never",
-                        }
-                    },
-                }
-            ],
-        }
+            "command": "aws",
+            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region, "--output", "json"],
+            "interactiveMode": "Never",
+        },
     )
 
 
@@ -156,7 +145,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             "ON_DEMAND",
             system_pool_labels(),
         )
-        placements = [self._placement(pool) for pool in args.gpu_pools]
+        placements = [placement_of(pool) for pool in args.gpu_pools]
         gpu_groups = [
             self._node_group(
                 node_group_resource_name(self._name, pool.name),
@@ -317,18 +306,6 @@ class EksGpuCluster(pulumi.ComponentResource):
 
     def _node_role(self):
         return self._service_role("node", "ec2.amazonaws.com", ["sts:AssumeRole"], _NODE_POLICIES)
-
-    @staticmethod
-    def _placement(pool: GpuPoolConfig) -> GpuPoolPlacement:
-        return gpu_pool_placement(
-            pool.name,
-            pool.gpu_type,
-            pool.gpus_per_node,
-            pool.capacity_type,
-            extra_labels=dict(pool.labels),
-            extra_taints=tuple(Taint(t.key, t.value, t.effect) for t in pool.taints),
-            mig_profile=pool.mig_profile,
-        )
 
     def _node_group(
         self,

@@ -31,7 +31,6 @@ Choices a GKE expert would make, and why:
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, replace
 
@@ -42,8 +41,9 @@ import pulumi_kubernetes as k8s
 from ...catalog.gpus import gcp_accelerator, gpu_instance
 from ...config.gcp import GcpConfig
 from ...config.stack import ClusterConfig, GpuPoolConfig, StackConfig, SystemPoolConfig
-from ...scheduling import GpuPoolPlacement, Taint, gpu_pool_placement, system_pool_labels
+from ...scheduling import GpuPoolPlacement, Taint, system_pool_labels
 from ..contract import ClusterContract, GcpClusterHooks, SharedWeights
+from ..shared import exec_kubeconfig, placement_of
 from .iam import node_service_account
 from .network import PODS_RANGE, SERVICES_RANGE, GcpVpc, GcpVpcArgs
 from .storage import FilestoreSharedStorage, FilestoreSharedStorageArgs
@@ -70,28 +70,16 @@ def gke_taints(taints: tuple[Taint, ...]) -> list[gcp.container.NodePoolNodeConf
 def kubeconfig_json(cluster_name: str, endpoint: str, ca_data: str) -> str:
     """A kubeconfig that authenticates with gke-gcloud-auth-plugin (short-lived tokens from the
     caller's Google credentials; no static secret). `pulumi up` needs the plugin on PATH."""
-    return json.dumps(
+    return exec_kubeconfig(
+        cluster_name,
+        f"https://{endpoint}",
+        ca_data,
         {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": cluster_name, "cluster": {"server": f"https://{endpoint}", "certificate-authority-data": ca_data}}],
-            "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
-            "current-context": cluster_name,
-            "users": [
-                {
-                    "name": cluster_name,
-                    "user": {
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "gke-gcloud-auth-plugin",
-                            "provideClusterInfo": True,
-                            "installHint": "gcloud components install gke-gcloud-auth-plugin",
-                            "interactiveMode": "Never",
-                        }
-                    },
-                }
-            ],
-        }
+            "command": "gke-gcloud-auth-plugin",
+            "provideClusterInfo": True,
+            "installHint": "gcloud components install gke-gcloud-auth-plugin",
+            "interactiveMode": "Never",
+        },
     )
 
 
@@ -139,7 +127,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
             location_policy="BALANCED",
             depends_on=grants,
         )
-        placements = [self._placement(pool) for pool in args.gpu_pools]
+        placements = [placement_of(pool) for pool in args.gpu_pools]
         gpu_pools = [self._gpu_pool(pool, placement, grants) for pool, placement in zip(args.gpu_pools, placements, strict=True)]
 
         kubeconfig = pulumi.Output.secret(
@@ -287,17 +275,6 @@ class GkeGpuCluster(pulumi.ComponentResource):
             auto_provisioning_defaults=gcp.container.ClusterClusterAutoscalingAutoProvisioningDefaultsArgs(
                 service_account=node_account, oauth_scopes=[CLOUD_PLATFORM_SCOPE], image_type=NODE_IMAGE
             ),
-        )
-
-    @staticmethod
-    def _placement(pool: GpuPoolConfig) -> GpuPoolPlacement:
-        return gpu_pool_placement(
-            pool.name,
-            pool.gpu_type,
-            pool.gpus_per_node,
-            pool.capacity_type,
-            extra_labels=dict(pool.labels),
-            extra_taints=tuple(Taint(t.key, t.value, t.effect) for t in pool.taints),
         )
 
     def _node_config(
