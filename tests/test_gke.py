@@ -263,3 +263,10 @@ def test_preview_invents_no_cloud_values():
         assert system["inputs"]["nodeConfig"]["serviceAccount"] == COMPUTED
         assert "mock" not in repr([r.inputs for r in run.resources])
         assert "203.0.113" not in repr([r.inputs for r in run.resources])
+
+
+def test_preview_registers_every_resource_of_update():
+    """A PR preview of a GKE stack (endpoint, emails, ids unknown) registers the same resources."""
+    for stack in GCP_STACKS:
+        names = {mode: sorted((r.type, r.name) for r in program_run(stack, mode).resources) for mode in ("preview", "update")}
+        assert names["preview"] == names["update"], stack
