@@ -63,6 +63,9 @@ class GpuPoolPlacement:
     labels: dict[str, str] = field(default_factory=dict)
     taints: tuple[Taint, ...] = ()
     mig_profile: str | None = None  # MIG nodes offer nvidia.com/mig-<profile>, not whole nvidia.com/gpu
+    # The taints that mark this pool's capacity as interruptible: ours, plus any the cloud itself
+    # puts on spot nodes (AKS). A model that accepts spot tolerates exactly these, and the GPU taint.
+    spot_taints: tuple[Taint, ...] = ()
 
 
 def system_pool_labels() -> dict[str, str]:
@@ -77,7 +80,10 @@ def gpu_pool_placement(
     extra_labels: dict[str, str] | None = None,
     extra_taints: tuple[Taint, ...] = (),
     mig_profile: str | None = None,
+    cloud_spot_taints: tuple[Taint, ...] = (),
 ) -> GpuPoolPlacement:
+    """`cloud_spot_taints`: what the cloud adds to spot nodes by itself (declared, so Pulumi shows
+    no drift, and tolerated by whatever must run there)."""
     labels = dict(extra_labels or {})
     if mig_profile:
         labels[MIG_CONFIG_LABEL] = mig_profile
@@ -90,8 +96,9 @@ def gpu_pool_placement(
             LABEL_CAPACITY_TYPE: capacity_type,
         }
     )
-    taints = (GPU_TAINT,) + ((SPOT_TAINT,) if capacity_type == "spot" else ()) + tuple(extra_taints)
-    return GpuPoolPlacement(pool, gpu_type, gpus_per_node, capacity_type, labels, taints, mig_profile)
+    spot_taints = (SPOT_TAINT, *cloud_spot_taints) if capacity_type == "spot" else ()
+    taints = (GPU_TAINT, *spot_taints, *extra_taints)
+    return GpuPoolPlacement(pool, gpu_type, gpus_per_node, capacity_type, labels, taints, mig_profile, spot_taints)
 
 
 def gpu_node_tolerations(placements: tuple[GpuPoolPlacement, ...] | list[GpuPoolPlacement]) -> list[dict[str, str]]:

@@ -41,7 +41,7 @@ class GpuInstanceType:
 
 
 # How each cloud joins a family and a size: g6.xlarge on AWS, g2-standard-8 on GCP.
-_NAME_SEPARATOR = {"aws": ".", "gcp": "-"}
+_NAME_SEPARATOR = {"aws": ".", "gcp": "-"}  # Azure names each size whole (Standard_NC24ads_A100_v4)
 
 
 @cache
@@ -57,7 +57,7 @@ def _load() -> tuple[dict[str, GpuModel], dict[str, GpuInstanceType]]:
     for cloud, families in raw["instances"].items():
         for fam in families:
             for size, count in fam["sizes"].items():
-                name = f"{fam['family']}{_NAME_SEPARATOR[cloud]}{size}"
+                name = f"{fam['family']}{_NAME_SEPARATOR[cloud]}{size}" if "family" in fam else size
                 instances[name] = GpuInstanceType(
                     cloud=cloud,
                     name=name,
@@ -95,7 +95,9 @@ def gcp_accelerator(gpu_key: str) -> str | None:
 
 def instance_type_cloud(name: str) -> str:
     """Which cloud's naming a (CPU or GPU) type follows: AWS joins family and size with a dot
-    (m7i.large), GCP with a dash (e2-standard-4)."""
+    (m7i.large), GCP with a dash (e2-standard-4), Azure sizes start with Standard_."""
+    if name.startswith("Standard_"):
+        return "azure"
     return "aws" if "." in name else "gcp"
 
 
@@ -105,9 +107,12 @@ def cpu_arch(instance_type: str) -> Architecture:
     (Ampere Altra), C4A and N4A (Axion); everything else is x86_64."""
     if instance_type_cloud(instance_type) == "gcp":
         return "arm64" if instance_type.split("-", 1)[0] in _GCP_ARM_SERIES else "x86_64"
+    if instance_type_cloud(instance_type) == "azure":  # Ampere (Dpsv5, Dplsv5, Epsv5) and Cobalt (v6) sizes carry a `p`
+        return "arm64" if _AZURE_ARM_SIZE.match(instance_type) else "x86_64"
     family = instance_type.split(".", 1)[0]
     return "arm64" if _GRAVITON_FAMILY.match(family) else "x86_64"
 
 
 _GRAVITON_FAMILY = re.compile(r"^[a-z]+\d+g[a-z]*$")
 _GCP_ARM_SERIES = frozenset({"t2a", "c4a", "n4a"})
+_AZURE_ARM_SIZE = re.compile(r"^Standard_[DE]\d+p[a-z]*_v[56]$")

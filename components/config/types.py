@@ -24,7 +24,8 @@ _LABEL_KEY = rf"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?{_LABEL_NAME}$"
 PoolName = Annotated[str, StringConstraints(pattern=rf"^{DNS_LABEL}$", min_length=1, max_length=30)]
 LabelKey = Annotated[str, StringConstraints(pattern=_LABEL_KEY, max_length=316)]
 LabelValue = Annotated[str, StringConstraints(pattern=rf"^({_LABEL_NAME})?$", max_length=63)]
-InstanceTypeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+)?$")]  # m7i.large (AWS), g2-standard-8 (GCP)
+# m7i.large (AWS), g2-standard-8 (GCP), Standard_NC24ads_A100_v4 (Azure)
+InstanceTypeName = Annotated[str, StringConstraints(pattern=r"^([a-z][a-z0-9-]*(\.[a-z0-9-]+)?|Standard_[A-Za-z0-9_]+)$")]
 
 
 def formatted(pattern: str, what: str):

@@ -101,7 +101,7 @@ def vllm_args(model: ModelConfig) -> list[str]:
 def model_placements(model: ModelConfig, placements: tuple[GpuPoolPlacement, ...]) -> list[GpuPoolPlacement]:
     """The pools this model's pods may land on: its GPU type, whole GPUs, a node size its tensor
     parallelism divides, capacity it accepts, and no taint it does not tolerate."""
-    tolerated = set(tolerated_taints(model))
+    tolerated = set(tolerated_taints(model, placements))
     return [
         p
         for p in placements
@@ -112,14 +112,19 @@ def model_placements(model: ModelConfig, placements: tuple[GpuPoolPlacement, ...
     ]
 
 
-def tolerated_taints(model: ModelConfig) -> tuple[Taint, ...]:
-    """The GPU taint always; the spot taint only when the model accepts interruption."""
-    return (GPU_TAINT, SPOT_TAINT) if model.allows_spot else (GPU_TAINT,)
+def tolerated_taints(model: ModelConfig, placements: tuple[GpuPoolPlacement, ...] = ()) -> tuple[Taint, ...]:
+    """The GPU taint always; the spot taints only when the model accepts interruption: ours, and
+    those the cloud puts on spot nodes itself (AKS), as the cluster's placements declare them."""
+    if not model.allows_spot:
+        return (GPU_TAINT,)
+    cloud_spot = [t for p in placements for t in p.spot_taints if t != SPOT_TAINT]
+    return (GPU_TAINT, SPOT_TAINT, *dict.fromkeys(cloud_spot))
 
 
-def tolerations(model: ModelConfig) -> list[k8s.core.v1.TolerationArgs]:
+def tolerations(model: ModelConfig, placements: tuple[GpuPoolPlacement, ...] = ()) -> list[k8s.core.v1.TolerationArgs]:
     return [
-        k8s.core.v1.TolerationArgs(key=t.key, operator="Equal", value=t.value, effect=t.effect) for t in tolerated_taints(model)
+        k8s.core.v1.TolerationArgs(key=t.key, operator="Equal", value=t.value, effect=t.effect)
+        for t in tolerated_taints(model, placements)
     ]
 
 

@@ -281,7 +281,7 @@ class VllmModelService(pulumi.ComponentResource):
             service_account_name=service_account,
             automount_service_account_token=False,
             termination_grace_period_seconds=timing.grace_seconds,
-            tolerations=tolerations(model),
+            tolerations=tolerations(model, self._platform.gpu_pools),
             affinity=affinity(model, pools),
             topology_spread_constraints=topology_spread(pod_labels(model)),
             security_context=k8s.core.v1.PodSecurityContextArgs(seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
