@@ -59,8 +59,11 @@ def load_stack_config() -> StackConfig:
 
 def stack_tags(cfg: StackConfig, stack: str) -> dict[str, str]:
     """Tags on every cloud resource: who manages it and which stack, so a bill line finds its owner.
-    GCP labels allow no `/` in keys and only lower-case letters, digits, `_` and `-` in values."""
+    GCP labels allow no `/` in keys and only lower-case letters, digits, `_` and `-` in values;
+    Azure tag keys allow no `/` either."""
     project = pulumi.get_project()
+    if cfg.cloud == "azure":
+        return {"managed-by": "pulumi", "llm-platform-project": project, "llm-platform-stack": stack, **cfg.tags}
     if cfg.cloud == "gcp":
         return {"managed-by": "pulumi", "llm-platform-project": gcp_label_value(project), "llm-platform-stack": gcp_label_value(stack), **cfg.tags}
     return {"managed-by": "pulumi", "llm-platform/project": project, "llm-platform/stack": stack, **cfg.tags}

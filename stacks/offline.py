@@ -8,6 +8,7 @@ unknown and prints as `<computed>`. Update mode (tests only) returns stand-in ou
 
 from __future__ import annotations
 
+import base64
 import runpy
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,9 +126,25 @@ def _stand_in_outputs(type_token: str, name: str, inputs: dict[str, Any]) -> dic
         outputs.update(endpoint="203.0.113.10", masterAuth={"clusterCaCertificate": "bW9jay1jYQ=="})
     if type_token == "gcp:serviceaccount/account:Account":
         outputs["email"] = f"{inputs.get('accountId', name)}@{inputs.get('project', 'mock')}.iam.gserviceaccount.com"
+    if type_token.startswith("azure-native:"):
+        outputs["id"] = f"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/mock/providers/mock/{name}"
+        # azure-native takes each resource's name under its own key.
+        named = next((inputs[k] for k in ("resourceName", "accountName", "virtualNetworkName", "resourceGroupName") if k in inputs), None)
+        if type_token != "azure-native:containerservice:AgentPool" and named:
+            outputs["name"] = named
+    if type_token == "azure-native:containerservice:ManagedCluster":
+        outputs.update(identity={"type": "SystemAssigned", "principalId": "00000000-0000-0000-0000-00000000c1a5"}, fqdn=f"{name}.hcp.mock")
     if type_token.startswith("gcp:compute/"):
         outputs["selfLink"] = f"https://www.googleapis.com/compute/v1/mock/{name}"
     return outputs
+
+
+AKS_CREDENTIALS_TOKEN = "azure-native:containerservice:listManagedClusterUserCredentials"
+_STAND_IN_AKS_KUBECONFIG = base64.b64encode(
+    b"apiVersion: v1\nkind: Config\nclusters: [{name: mock, cluster: {server: 'https://mock.hcp.mock:443'}}]\n"
+    b"users: [{name: mock, user: {exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: kubelogin, "
+    b"args: [get-token, --login, devicecode, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630]}}}]\n"
+).decode()
 
 
 class OfflineMocks(pulumi_mocks.Mocks):
@@ -137,11 +154,16 @@ class OfflineMocks(pulumi_mocks.Mocks):
     def new_resource(self, args: pulumi_mocks.MockResourceArgs):
         if self.preview:
             return None, dict(args.inputs)  # no id, no outputs beyond the inputs: like a preview
-        return f"{args.name}-id", {**args.inputs, **_stand_in_outputs(args.typ, args.name, args.inputs)}
+        outputs = _stand_in_outputs(args.typ, args.name, args.inputs)
+        return outputs.get("id", f"{args.name}-id"), {**args.inputs, **outputs}
 
     def call(self, args: pulumi_mocks.MockCallArgs):
-        # The program is written to need no invokes offline (zones and partitions come from config),
-        # so an invoke here means a new cloud lookup that the offline plan would have to invent.
+        # The program needs no invokes offline (zones and partitions come from config) except AKS's
+        # user credentials, read only once the cluster exists: a preview never asks (its inputs
+        # wait on the cluster's id), update mode gets a stand-in. Any other invoke is a new cloud
+        # lookup the offline plan would have to invent.
+        if args.token == AKS_CREDENTIALS_TOKEN and not self.preview:
+            return {"kubeconfigs": [{"name": "clusterUser", "value": _STAND_IN_AKS_KUBECONFIG}]}
         raise OfflineInvokeError(f"offline plan cannot answer invoke {args.token}")
 
 

@@ -26,6 +26,7 @@ MODES = ("preview", "update")
 STACK_CLOUD = {s: load_stack_file(s).namespace_values().get("cloud") for s in STACKS}
 AWS_STACKS = [s for s in STACKS if STACK_CLOUD[s] == "aws"]
 GCP_STACKS = [s for s in STACKS if STACK_CLOUD[s] == "gcp"]
+AZURE_STACKS = [s for s in STACKS if STACK_CLOUD[s] == "azure"]
 
 
 def pytest_configure(config):
@@ -87,6 +88,8 @@ def inputs_of(run: ProgramRun, type_token: str) -> list[dict[str, Any]]:
 
 EKS_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 GKE_NODE_POOL = "gcp:container/nodePool:NodePool"
+AKS_AGENT_POOL = "azure-native:containerservice:AgentPool"
+AKS_CLUSTER = "azure-native:containerservice:ManagedCluster"
 _CLOUD_TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
 
 
@@ -101,6 +104,13 @@ def node_pools(run: ProgramRun) -> list[dict[str, Any]]:
         pools.append({"labels": node["labels"], "taints": node.get("taints") or [], "spot": bool(node.get("spot")), "inputs": r.inputs})
     for pool in pools:
         pool["taints"] = [(t["key"], t["value"], _CLOUD_TAINT_EFFECTS[t["effect"]]) for t in pool["taints"]]
+    # AKS writes taints as Kubernetes does ("key=value:NoSchedule"); its system pool is inside the cluster.
+    aks = [(r.inputs, r.inputs.get("scaleSetPriority") == "Spot") for r in run.of_type(AKS_AGENT_POOL)]
+    aks += [(profile, profile.get("scaleSetPriority") == "Spot") for r in run.of_type(AKS_CLUSTER) for profile in r.inputs["agentPoolProfiles"]]
+    for inputs, spot in aks:
+        taints = [(t.split("=", 1)[0], t.split("=", 1)[1].split(":")[0], t.rsplit(":", 1)[1]) for t in inputs.get("nodeTaints") or []]
+        pools.append({"labels": inputs["nodeLabels"], "taints": taints, "spot": spot, "inputs": inputs})
+    for pool in pools:
         pool["role"] = pool["labels"].get("llm-platform.io/node-role")
         pool["name"] = pool["labels"].get("llm-platform.io/pool")
     return pools

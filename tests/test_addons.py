@@ -73,9 +73,14 @@ def test_gpu_operator_installs_drivers_exactly_once_per_cloud(run, stack_config)
     gpu_pools = [pool["inputs"] for pool in node_pools(run) if pool["role"] == "gpu"]
     assert gpu_pools
     dcgm = _values(run, "dcgm-exporter")
-    if stack_config.cloud == "aws":
+    if stack_config.cloud in ("aws", "azure"):
         values = _values(run, "gpu-operator")
-        assert all("NVIDIA" in g["amiType"] for g in gpu_pools)
+        if stack_config.cloud == "aws":
+            assert all("NVIDIA" in g["amiType"] for g in gpu_pools)
+            assert "runtimeClass" not in values["operator"]
+        else:  # AKS installs its driver (and the NVIDIA runtime, under its own name) on GPU pools
+            assert all(g["gpuProfile"] == {"driver": "Install"} and g["osSKU"] == "Ubuntu" for g in gpu_pools)
+            assert values["operator"]["runtimeClass"] == "nvidia-container-runtime"
         assert values["driver"]["enabled"] is False and values["toolkit"]["enabled"] is False
         assert values["devicePlugin"]["enabled"] is True and values["dcgmExporter"]["enabled"] is False
         assert "extraHostVolumes" not in dcgm  # the NVIDIA runtime injects the driver
@@ -333,7 +338,7 @@ def test_ha_settings_follow_the_stack(run, stack_config):
     assert spec["replicas"] == addons.prometheus.replicas and spec["retention"] == addons.prometheus.retention
     claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
     assert claim["resources"]["requests"]["storage"] == f"{addons.prometheus.storage_gib}Gi"
-    assert claim["storageClassName"] == {"aws": "gp3", "gcp": "pd-balanced"}[stack_config.cloud]
+    assert claim["storageClassName"] == {"aws": "gp3", "gcp": "pd-balanced", "azure": "managed-csi-premium-zrs"}[stack_config.cloud]
     (block_class,) = [r.inputs for r in run.of_type("kubernetes:storage.k8s.io/v1:StorageClass") if r.inputs["metadata"]["name"] == claim["storageClassName"]]
     assert block_class["volumeBindingMode"] == "WaitForFirstConsumer"  # a block volume lives in one zone
     if stack_config.cluster.protect:  # prod is HA
@@ -353,7 +358,7 @@ def test_prometheus_picks_up_monitors_and_rules_from_every_namespace(run):
 
 def test_managed_control_plane_components_are_not_scraped(run, stack_config):
     """EKS and GKE run the scheduler, controller-manager and etcd out of reach: scraping them (and
-    their absent() alerts) would page forever. GKE's Dataplane V2 has no kube-proxy either."""
+    their absent() alerts) would page forever. GKE's Dataplane V2 and AKS's Cilium dataplane have no kube-proxy either."""
     values = _values(run, "kube-prometheus-stack")
     for component in ("kubeControllerManager", "kubeScheduler", "kubeEtcd"):
         assert values[component] == {"enabled": False}, component

@@ -57,7 +57,7 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("existing VPC without subnets", lambda v: _net(v).update(vpcId="vpc-0123456789abcdef0"), "cluster.network.privateSubnets", "required with vpcId"),
     ("old Kubernetes", lambda v: v[f"{NS}:cluster"].update(kubernetesVersion="1.29"), "cluster.kubernetesVersion", "1.30 or newer"),
     ("missing cluster", lambda v: v.pop(f"{NS}:cluster"), "llm-platform:cluster", "required"),
-    ("unsupported cloud", lambda v: v.update({f"{NS}:cloud": "azure"}), "llm-platform:cloud", "must be 'aws' or 'gcp'"),
+    ("unsupported cloud", lambda v: v.update({f"{NS}:cloud": "oracle"}), "llm-platform:cloud", "must be 'aws', 'gcp' or 'azure'"),
     ("gcp section on an aws stack", lambda v: v.update({f"{NS}:gcp": {"project": "my-project-1", "zones": ["us-west1-a"], "network": {"network": "n", "subnetwork": "s", "podsRangeName": "p", "servicesRangeName": "v"}}}),
      "llm-platform:gcp", "only with cloud: gcp"),
     ("aws stack switched to gcp", lambda v: v.update({f"{NS}:cloud": "gcp", f"{NS}:region": "us-central1"}), "llm-platform:gcp", "required with cloud: gcp"),
@@ -331,7 +331,7 @@ def test_cli_reports_bad_config_in_one_message_without_traceback(tmp_path):
 def test_cli_unknown_stack_lists_the_available_ones():
     result = _cli("plan", "staging")
     assert result.returncode == 2
-    assert "no stack named 'staging'" in result.stderr and "available stacks: dev, dev-gke, prod, prod-gke" in result.stderr
+    assert "no stack named 'staging'" in result.stderr and "available stacks: dev, dev-aks, dev-gke, prod, prod-aks, prod-gke" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -113,8 +113,12 @@ def gpu_operator_values(
     gpu_pools: tuple[GpuPoolPlacement, ...],
     system_selector: dict[str, str],
     device_plugin_preinstalled: bool = False,
+    runtime_class: str | None = None,
 ) -> dict:
     tolerations = gpu_node_tolerations(gpu_pools)
+    operator: dict = {"nodeSelector": {"kubernetes.io/os": "linux", **system_selector}}
+    if runtime_class:
+        operator["runtimeClass"] = runtime_class
     return {
         "driver": {"enabled": not driver_preinstalled},
         "toolkit": {"enabled": not driver_preinstalled},
@@ -125,7 +129,7 @@ def gpu_operator_values(
         "dcgmExporter": {"enabled": False},
         "migManager": {"enabled": any(p.mig_profile for p in gpu_pools)},
         "mig": {"strategy": "mixed"},
-        "operator": {"nodeSelector": {"kubernetes.io/os": "linux", **system_selector}},
+        "operator": operator,
         "daemonsets": {"tolerations": tolerations},
         "node-feature-discovery": {
             # The NFD worker labels GPU nodes (pci-10de); without these it never runs on them.
@@ -190,6 +194,7 @@ class GpuStack(pulumi.ComponentResource):
                     args.gpu_pools,
                     cluster.system_node_selector,
                     device_plugin_preinstalled=cluster.gpu_device_plugin_preinstalled,
+                    runtime_class=cluster.gpu_runtime_class,
                 ),
                 cluster.provider,
                 self,

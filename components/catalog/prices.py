@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 
 _DATA_DIR = Path(__file__).parent / "data"
-PRICED_CLOUDS = ("aws", "gcp")
+PRICED_CLOUDS = ("aws", "gcp", "azure")
 
 Capacity = Literal["on-demand", "spot"]
 

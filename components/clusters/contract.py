@@ -4,7 +4,7 @@ Add-ons and model services never look at EKS/GKE/AKS resources directly: they ta
 `ClusterContract`, so the cloud-specific code stays in the cloud packages. What only a cloud can
 build (elastic GPU capacity such as Karpenter, the shared-weights file system and its CSI driver)
 is built by that cloud's package and handed on here, as placements and a storage class. Cloud-only
-hooks (IAM for AWS controllers, say) hang off `aws`/`gcp`, and exactly one of them is set.
+hooks (IAM for AWS controllers, say) hang off `aws`/`gcp`/`azure`, and exactly one of them is set.
 """
 
 from __future__ import annotations
@@ -51,6 +51,19 @@ class GcpClusterHooks:
 
 
 @dataclass(frozen=True)
+class AzureClusterHooks:
+    """What Azure resources beside the cluster need: the resource group and location, the node
+    subnet (the weights account admits only it), the cluster's identity, and the stack's provider."""
+
+    resource_group: pulumi.Output[str]
+    resource_group_name: str  # as configured, for names that must be known at preview
+    location: str
+    node_subnet_id: pulumi.Output[str]
+    cluster_principal_id: pulumi.Output[str]
+    provider: pulumi.ProviderResource  # the stack's Azure provider
+
+
+@dataclass(frozen=True)
 class SharedWeights:
     """A ReadWriteMany storage class every model's weights volume uses (EFS, Filestore, Azure Files)."""
 
@@ -82,10 +95,14 @@ class ClusterContract:
     # Where the node keeps the driver's libraries and tools for GPU agents that run without the
     # NVIDIA container runtime (GKE: /home/kubernetes/bin/nvidia). None: the runtime injects them.
     gpu_driver_host_path: str | None = None
+    # The RuntimeClass the GPU Operator's own pods use when the node image brings the NVIDIA
+    # runtime under another name (AKS: nvidia-container-runtime). None: the operator's default.
+    gpu_runtime_class: str | None = None
     # kube-proxy runs on the nodes with its metrics reachable (EKS); GKE's Dataplane V2 has none.
     kube_proxy_metrics: bool = True
     aws: AwsClusterHooks | None = None
     gcp: GcpClusterHooks | None = None
+    azure: AzureClusterHooks | None = None
     # GPU capacity the cloud adds on demand beyond `gpu_pools` (Karpenter NodePools on EKS): the
     # same labels and taints, so GPU DaemonSets tolerate them and models are placed on them.
     elastic_gpu_pools: tuple[GpuPoolPlacement, ...] = ()

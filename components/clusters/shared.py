@@ -10,8 +10,9 @@ from ..config.stack import GpuPoolConfig
 from ..scheduling import GpuPoolPlacement, Taint, gpu_pool_placement
 
 
-def placement_of(pool: GpuPoolConfig) -> GpuPoolPlacement:
-    """The labels and taints of a configured GPU pool (ours, its extra ones, MIG's)."""
+def placement_of(pool: GpuPoolConfig, cloud_spot_taints: tuple[Taint, ...] = ()) -> GpuPoolPlacement:
+    """The labels and taints of a configured GPU pool (ours, its extra ones, MIG's, and on spot
+    pools those the cloud adds itself)."""
     return gpu_pool_placement(
         pool.name,
         pool.gpu_type,
@@ -20,6 +21,7 @@ def placement_of(pool: GpuPoolConfig) -> GpuPoolPlacement:
         extra_labels=dict(pool.labels),
         extra_taints=tuple(Taint(t.key, t.value, t.effect) for t in pool.taints),
         mig_profile=pool.mig_profile,
+        cloud_spot_taints=cloud_spot_taints,
     )
 
 

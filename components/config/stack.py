@@ -25,6 +25,7 @@ from ..catalog.gpus import cpu_arch, gpu_instance, gpu_models, gpu_types_offered
 from ..catalog.gcp_zones import accelerator_zones
 from ..scheduling import MIG_CONFIG_LABEL, CapacityType
 from .addons import AddonsConfig
+from .azure import AzureConfig
 from .gcp import GcpConfig, GcpZone
 from .errors import (
     CONFIG_NAMESPACE,
@@ -55,13 +56,14 @@ from .types import (
 __all__ = ["CONFIG_NAMESPACE", "ConfigError", "StackConfig", "parse_stack_config", "stack_config_json_schema"]
 
 ClusterName = Annotated[str, StringConstraints(pattern=rf"^{DNS_LABEL}$", min_length=2, max_length=40)]
-Cloud = Literal["aws", "gcp"]
+Cloud = Literal["aws", "gcp", "azure"]
 # One pattern per cloud, checked in StackConfig once the cloud is known.
 REGION_PATTERNS = {
     "aws": (r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$", "an AWS region such as us-west-2"),
     "gcp": (r"^[a-z]+-[a-z]+\d+$", "a GCP region such as us-central1"),
+    "azure": (r"^[a-z]+[0-9]?$", "an Azure region such as eastus2 or westeurope"),
 }
-Region = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]+\d$")]
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]+$")]
 Zone = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$")]
 SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
 VpcId = Annotated[str, StringConstraints(pattern=r"^vpc-[0-9a-f]{8,17}$")]
@@ -294,16 +296,43 @@ def _gcp_label_problems(tags: dict[str, str]) -> list[Problem]:
     return problems
 
 
-# On GCP these add-ons are off by default, and turning one on is refused with this reason.
-_AWS_ONLY_ADDONS = {
-    "karpenter": "Karpenter runs on EKS only; on GKE the cluster autoscaler scales each gpuPool between minSize "
-    "and maxSize (llm-platform:gcp.nodeAutoProvisioning adds pools of its own)",
-    "efsCsi": "EFS is AWS; on GKE model weights live on Filestore (llm-platform:gcp.filestore)",
-    "gpuOperator": "GKE installs the NVIDIA driver and runs its own device plugin on GPU nodes (GKE-managed drivers); "
-    "the operator's device plugin would advertise every GPU a second time",
+_AZURE_TAG_KEY_FORBIDDEN = re.compile(r"[<>%&\\?/]")
+
+
+def _azure_tag_problems(tags: dict[str, str]) -> list[Problem]:
+    """Azure tag limits: keys up to 512 characters without < > % & \\ ? /, values up to 256."""
+    problems: list[Problem] = []
+    for key, value in tags.items():
+        if not 1 <= len(key) <= 512 or _AZURE_TAG_KEY_FORBIDDEN.search(key):
+            problems.append((("tags", key), "an Azure tag key is 1-512 characters without < > % & \\ ? /"))
+        if len(value) > 256:
+            problems.append((("tags", key), "an Azure tag value is at most 256 characters"))
+    return problems
+
+
+# Per cloud, the add-ons that are off by default there, and why turning one on is refused.
+_AWS_ONLY_ADDONS: dict[str, dict[str, str]] = {
+    "gcp": {
+        "karpenter": "Karpenter runs on EKS only; on GKE the cluster autoscaler scales each gpuPool between minSize "
+        "and maxSize (llm-platform:gcp.nodeAutoProvisioning adds pools of its own)",
+        "efsCsi": "EFS is AWS; on GKE model weights live on Filestore (llm-platform:gcp.filestore)",
+        "gpuOperator": "GKE installs the NVIDIA driver and runs its own device plugin on GPU nodes (GKE-managed drivers); "
+        "the operator's device plugin would advertise every GPU a second time",
+    },
+    "azure": {
+        "karpenter": "our Karpenter is EKS's; on AKS the cluster autoscaler scales each gpuPool between minSize and "
+        "maxSize (llm-platform:azure.nodeAutoProvisioning is AKS's managed Karpenter)",
+        "efsCsi": "EFS is AWS; on AKS model weights live on Azure Files NFS (llm-platform:azure.files)",
+    },
 }
-GCP_SYSTEM_MACHINE_TYPES = ("e2-standard-4",)
-_TYPE_NOUN = {"aws": "an AWS instance type", "gcp": "a GCP machine type"}
+_SYSTEM_TYPE_DEFAULT = {"aws": "m7i.xlarge", "gcp": "e2-standard-4", "azure": "Standard_D4s_v5"}
+_TYPE_NOUN = {"aws": "an AWS instance type", "gcp": "a GCP machine type", "azure": "an Azure VM size"}
+AKS_SYSTEM_POOL = "system"
+
+
+def aks_pool_name(pool_name: str) -> str:
+    """An AKS agent pool's name: lower-case letters and digits, at most 12 (Linux pools)."""
+    return re.sub(r"[^a-z0-9]", "", pool_name)[:12]
 
 
 def _tag_problems(tags: dict[str, str]) -> list[Problem]:
@@ -344,6 +373,7 @@ class StackConfig(ConfigModel):
     cloud: Cloud = Field(description="Cloud to build on: aws (EKS) or gcp (GKE).")
     region: Region = Field(description="Cloud region of every resource, e.g. us-west-2 or us-central1.")
     gcp: GcpConfig | None = Field(None, description="GKE stacks: project, zones, network, Filestore (only with cloud: gcp).")
+    azure: AzureConfig | None = Field(None, description="AKS stacks: resource group, zones, network, Azure Files (only with cloud: azure).")
     cluster: ClusterConfig = Field(description="The Kubernetes cluster and its network.")
     system_pool: SystemPoolConfig = Field(SystemPoolConfig(), description="CPU nodes for controllers.")
     gpu_pools: list[GpuPoolConfig] = Field(min_length=1, description="Tainted GPU node groups.")
@@ -367,29 +397,30 @@ class StackConfig(ConfigModel):
         pools with its cluster autoscaler, keeps weights on Filestore and runs the NVIDIA driver and
         device plugin itself): on GCP they are off unless the stack file names them, and naming
         them is then an error at their key."""
-        if not isinstance(data, Mapping) or data.get("cloud") != "gcp":
+        cloud = data.get("cloud") if isinstance(data, Mapping) else None
+        if cloud not in _AWS_ONLY_ADDONS:
             return data
         data = dict(data)
         addons = data.get("addons")
         if addons is None or isinstance(addons, Mapping):
             addons = dict(addons or {})
-            for key in _AWS_ONLY_ADDONS:
+            for key in _AWS_ONLY_ADDONS[cloud]:
                 addons.setdefault(key, {"enabled": False})
             data["addons"] = addons
         system = data.get("systemPool")
         if system is None or isinstance(system, Mapping):
             system = dict(system or {})
-            system.setdefault("instanceTypes", list(GCP_SYSTEM_MACHINE_TYPES))
+            system.setdefault("instanceTypes", [_SYSTEM_TYPE_DEFAULT[cloud]])
             data["systemPool"] = system
         return data
 
     @model_validator(mode="after")
     def _check(self) -> StackConfig:
         problems = self._region_problems()
-        problems += _tag_problems(self.tags) if self.cloud == "aws" else _gcp_label_problems(self.tags)
+        problems += {"aws": _tag_problems, "gcp": _gcp_label_problems, "azure": _azure_tag_problems}[self.cloud](self.tags)
         problems += _duplicates("gpuPools", [p.name for p in self.gpu_pools])
         problems += _duplicates("models", [m.name for m in self.models])
-        problems += self._aws_problems() if self.cloud == "aws" else self._gcp_problems()
+        problems += {"aws": self._aws_problems, "gcp": self._gcp_problems, "azure": self._azure_problems}[self.cloud]()
         for i, pool in enumerate(self.gpu_pools):
             problems += self._cloud_problems(("gpuPools", i), pool)
             if pool.mig_profile and not self.addons.gpu_operator.enabled and self.cloud == "aws":
@@ -417,6 +448,8 @@ class StackConfig(ConfigModel):
         """The zones nodes run in: the AWS subnets' zones, or llm-platform:gcp.zones."""
         if self.cloud == "gcp":
             return list(self.gcp.zones) if self.gcp else []
+        if self.cloud == "azure":
+            return list(self.azure.zones) if self.azure else []
         return self.cluster.network.zones if self.cluster.network else []
 
     def pool_zones(self, pool: GpuPoolConfig) -> list[str]:
@@ -431,8 +464,7 @@ class StackConfig(ConfigModel):
 
     def _aws_problems(self) -> list[Problem]:
         problems: list[Problem] = []
-        if self.gcp is not None:
-            problems.append((("gcp",), "only with cloud: gcp"))
+        problems += self._other_cloud_sections()
         network = self.cluster.network
         if network is None:
             problems.append((("cluster", "network"), "required on aws: a new VPC (vpcCidr + availabilityZones) or an existing one (vpcId + privateSubnets)"))
@@ -464,22 +496,11 @@ class StackConfig(ConfigModel):
         gcp = self.gcp
         if gcp is None:
             problems.append((("gcp",), "required with cloud: gcp (project, zones, network)"))
-        if self.cluster.network is not None:
-            problems.append((("cluster", "network"), "an AWS VPC; a GKE stack sets llm-platform:gcp.network"))
-        if self.cluster.admin_principal_arns:
-            problems.append((("cluster", "adminPrincipalArns"), "AWS IAM principals; on GKE grant roles/container.admin in IAM"))
-        for key, why in _AWS_ONLY_ADDONS.items():
-            if getattr(self.addons, to_snake(key)).enabled:
-                problems.append((("addons", key, "enabled"), why))
+        problems += self._not_aws_problems("a GKE stack sets llm-platform:gcp.network", "on GKE grant roles/container.admin in IAM")
         for i, zone in enumerate(gcp.zones if gcp else []):
             if not zone.startswith(self.region + "-"):
                 problems.append((("gcp", "zones", i), f"zone {zone} is not in region {self.region}"))
-        system = self.system_pool
-        if len(system.instance_types) != 1:
-            problems.append((("systemPool", "instanceTypes"), "a GKE node pool has exactly one machine type"))
-        for i, name in enumerate(system.instance_types):
-            if instance_type_cloud(name) != "gcp":
-                problems.append((("systemPool", "instanceTypes", i), f"{name} is not a GCP machine type (such as e2-standard-4)"))
+        problems += self._one_native_type_problems(("systemPool",), self.system_pool.instance_types, "a GKE node pool")
         offered = gpu_types_offered("gcp")
         for i, pool in enumerate(self.gpu_pools):
             loc: Loc = ("gpuPools", i)
@@ -493,6 +514,56 @@ class StackConfig(ConfigModel):
                     ((*loc, "migProfile"), "not on GKE yet: GKE partitions GPUs per pool at creation (gpu_partition_size) and its device plugin offers the slices as nvidia.com/gpu")
                 )
             problems += self._gpu_zone_problems(loc, pool)
+        return problems
+
+    def _other_cloud_sections(self) -> list[Problem]:
+        return [((section,), f"only with cloud: {section}") for section in ("gcp", "azure") if section != self.cloud and getattr(self, section) is not None]
+
+    def _not_aws_problems(self, network_hint: str, admin_hint: str) -> list[Problem]:
+        """What a GKE or AKS stack may not say: AWS's network, principals and add-ons."""
+        problems = self._other_cloud_sections()
+        if self.cluster.network is not None:
+            problems.append((("cluster", "network"), f"an AWS VPC; {network_hint}"))
+        if self.cluster.admin_principal_arns:
+            problems.append((("cluster", "adminPrincipalArns"), f"AWS IAM principals; {admin_hint}"))
+        for key, why in _AWS_ONLY_ADDONS[self.cloud].items():
+            if getattr(self.addons, to_snake(key)).enabled:
+                problems.append((("addons", key, "enabled"), why))
+        return problems
+
+    def _one_native_type_problems(self, loc: Loc, instance_types: list[str], pool_noun: str) -> list[Problem]:
+        problems: list[Problem] = []
+        if len(instance_types) != 1:
+            problems.append(((*loc, "instanceTypes"), f"{pool_noun} has exactly one {_TYPE_NOUN[self.cloud].split(' ', 2)[2]}"))
+        for i, name in enumerate(instance_types):
+            if instance_type_cloud(name) != self.cloud:
+                problems.append(((*loc, "instanceTypes", i), f"{name} is not {_TYPE_NOUN[self.cloud]} (such as {_SYSTEM_TYPE_DEFAULT[self.cloud]})"))
+        return problems
+
+    def _azure_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        if self.azure is None:
+            problems.append((("azure",), "required with cloud: azure (resourceGroup, network)"))
+        problems += self._not_aws_problems("an AKS stack sets llm-platform:azure.network", "on AKS grant Azure RBAC roles (llm-platform:azure.entraId)")
+        problems += self._one_native_type_problems(("systemPool",), self.system_pool.instance_types, "an AKS agent pool")
+        offered = gpu_types_offered("azure")
+        agent_pools: dict[str, int] = {AKS_SYSTEM_POOL: -1}
+        for i, pool in enumerate(self.gpu_pools):
+            loc: Loc = ("gpuPools", i)
+            agent = aks_pool_name(pool.name)
+            if agent in agent_pools:
+                other = "the system pool" if agent_pools[agent] < 0 else f"gpuPools[{agent_pools[agent]}]"
+                problems.append(((*loc, "name"), f"its AKS agent pool name would be {agent!r}, as {other}'s (lower-case letters and digits, at most 12)"))
+            agent_pools.setdefault(agent, i)
+            if pool.gpu_type not in offered:
+                problems.append(((*loc, "gpuType"), f"Azure offers no {pool.gpu_type} VM size here (Azure GPUs: {', '.join(offered)})"))
+                continue
+            if len(pool.instance_types) != 1:
+                problems.append(((*loc, "instanceTypes"), "an AKS agent pool has exactly one VM size: one pool per VM size"))
+            if pool.zones is not None:
+                problems.append(((*loc, "zones"), "GKE only: an AKS pool runs in llm-platform:azure.zones"))
+            if pool.mig_profile:
+                problems.append(((*loc, "migProfile"), "not on AKS yet: AKS fixes a pool's MIG profile at creation (gpuInstanceProfile)"))
         return problems
 
     def _gpu_zone_problems(self, loc: Loc, pool: GpuPoolConfig) -> list[Problem]:
@@ -547,6 +618,8 @@ class StackConfig(ConfigModel):
                 problems.append((("addons", key, "enabled"), f"must be true when models are set: {needed_for}"))
         if self.cloud == "aws" and not addons.efs_csi.enabled:
             problems.append((("addons", "efsCsi", "enabled"), "must be true when models are set: model weights live on the shared EFS volume"))
+        if self.cloud == "azure" and self.azure is not None and not self.azure.files.enabled:
+            problems.append((("azure", "files", "enabled"), "must be true when models are set: model weights live on shared Azure Files NFS shares"))
         if self.cloud == "gcp" and self.gcp is not None and not self.gcp.filestore.enabled:
             problems.append((("gcp", "filestore", "enabled"), "must be true when models are set: model weights live on shared Filestore volumes"))
         own_namespaces = {m.name: i for i, m in enumerate(self.models) if m.namespace is None}

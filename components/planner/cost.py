@@ -23,9 +23,10 @@ HOURS_PER_MONTH = 730  # AWS's and Google's convention for monthly estimates
 NOT_INCLUDED = {
     "aws": ("EKS control plane", "EBS volumes", "EFS storage and throughput", "NAT gateways and data transfer"),
     "gcp": ("GKE cluster management fee", "boot and persistent disks", "Filestore instances", "Cloud NAT and data transfer"),
+    "azure": ("AKS Standard tier fee", "OS and managed disks", "Azure Files shares", "load balancer and data transfer"),
 }
 # What the table prices: the printed header names it.
-PRICE_SOURCE = {"aws": "EC2", "gcp": "Compute Engine"}
+PRICE_SOURCE = {"aws": "EC2", "gcp": "Compute Engine", "azure": "Azure VM"}
 
 
 @dataclass(frozen=True)
