@@ -238,6 +238,54 @@ def test_invalid_gke_config_fails_in_the_program_with_key_path_and_registers_not
     assert [r.type for r in run.resources] == ["pulumi:pulumi:Stack"]
 
 
+def _aks_values() -> dict[str, Any]:
+    return yaml.safe_load((PROJECT_DIR / "Pulumi.dev-aks.yaml").read_text())["config"]
+
+
+def _azure(values: dict[str, Any]) -> dict[str, Any]:
+    return values[f"{NS}:azure"]
+
+
+AZURE_CASES: list[tuple[str, Mutation, str, str]] = [
+    ("GCP machine type on azure", lambda v: _pool(v).update(instanceTypes=["g2-standard-8"], gpuType="l4"), "gpuPools[0].gpuType", "Azure offers no l4 VM size"),
+    ("size with another GPU", lambda v: _pool(v).update(instanceTypes=["Standard_NC24ads_A100_v4"]), "gpuPools[0].instanceTypes[0]", "carries a100-80gb, not gpuType t4"),
+    ("size with more GPUs", lambda v: _pool(v).update(instanceTypes=["Standard_NC64as_T4_v3"]), "gpuPools[0].instanceTypes[0]", "4 GPU(s) per node, not gpusPerNode 1"),
+    ("unknown size", lambda v: _pool(v).update(instanceTypes=["Standard_NC4as_T4_v9"]), "gpuPools[0].instanceTypes[0]", "did you mean Standard_NC4as_T4_v3"),
+    ("two sizes in a pool", lambda v: _pool(v).update(instanceTypes=["Standard_NC4as_T4_v3", "Standard_NC8as_T4_v3"]), "gpuPools[0].instanceTypes", "exactly one VM size"),
+    ("GPU Azure does not offer", lambda v: _pool(v).update(gpuType="l40s", instanceTypes=["g6e.xlarge"]), "gpuPools[0].gpuType", "Azure offers no l40s VM size"),
+    ("agent pool names collide", lambda v: _add_pool(v, name="t4spot"), "gpuPools[1].name", "its AKS agent pool name would be 't4spot'"),
+    ("agent pool named like the system pool", lambda v: _pool(v).update(name="sys-tem"), "gpuPools[0].name", "as the system pool's"),
+    ("AWS region on azure", lambda v: v.update({f"{NS}:region": "us-east-1"}), "llm-platform:region", "is not an Azure region"),
+    ("missing azure section", lambda v: v.pop(f"{NS}:azure"), "llm-platform:azure", "required with cloud: azure"),
+    ("gcp section on azure", lambda v: v.update({f"{NS}:gcp": {"project": "my-project-1", "zones": ["us-central1-a"], "network": {"network": "n", "subnetwork": "s", "podsRangeName": "p", "servicesRangeName": "v"}}}),
+     "llm-platform:gcp", "only with cloud: gcp"),
+    ("bad zone", lambda v: _azure(v).update(zones=["4"]), "azure.zones[0]", "must be '1', '2' or '3'"),
+    ("subnet outside the VNet", lambda v: _azure(v)["network"].update(nodeSubnetCidr="10.81.0.0/20"), "azure.network.nodeSubnetCidr", "must lie inside vnetCidr"),
+    ("pod range overlapping the VNet", lambda v: _azure(v)["network"].update(podCidr="10.80.0.0/14"), "azure.network.podCidr", "overlaps vnetCidr"),
+    ("existing subnet that is no resource id", lambda v: _azure(v).update(network={"subnetId": "aks-subnet"}), "azure.network.subnetId", "is not a subnet resource id"),
+    ("share below the premium minimum", lambda v: _azure(v)["files"].update(shareGib=50), "azure.files.shareGib", "greater than or equal to 100"),
+    ("Azure Files off with models", lambda v: _azure(v)["files"].update(enabled=False), "azure.files.enabled", "must be true when models are set"),
+    ("Karpenter on AKS", lambda v: v[f"{NS}:addons"].update(karpenter={"replicas": 1}), "addons.karpenter.enabled", "our Karpenter is EKS's"),
+    ("EFS on AKS", lambda v: v[f"{NS}:addons"].update(efsCsi={"enabled": True}), "addons.efsCsi.enabled", "on AKS model weights live on Azure Files NFS"),
+    ("MIG on AKS", lambda v: _pool(v).update(gpuType="a100-80gb", instanceTypes=["Standard_NC24ads_A100_v4"], migProfile="all-1g.10gb"), "gpuPools[0].migProfile", "not on AKS yet"),
+    ("GKE pool zones on AKS", lambda v: _pool(v).update(zones=["us-central1-a"]), "gpuPools[0].zones", "GKE only"),
+    ("AWS system size on azure", lambda v: v[f"{NS}:systemPool"].update(instanceTypes=["m7i.large"]), "systemPool.instanceTypes[0]", "is not an Azure VM size"),
+    ("tag with a slash", lambda v: v[f"{NS}:tags"].update({"team/owner": "ml"}), "tags['team/owner']", "without < > % &"),
+]
+
+
+@pytest.mark.parametrize("mutate, path, message", [c[1:] for c in AZURE_CASES], ids=[c[0] for c in AZURE_CASES])
+def test_invalid_aks_config_fails_in_the_program_with_key_path_and_registers_nothing(mutate, path, message):
+    values = _aks_values()
+    mutate(values)
+    run = run_program(stack_from(values, "dev-aks"), preview=True)
+    assert isinstance(run.error, ConfigError), run.error
+    matching = [line for line in str(run.error).splitlines() if line.startswith("Pulumi.dev-aks.yaml: ") and path in line]
+    assert matching, str(run.error)
+    assert any(message in line for line in matching), str(run.error)
+    assert [r.type for r in run.resources] == ["pulumi:pulumi:Stack"]
+
+
 def test_gke_defaults_turn_the_aws_only_add_ons_off():
     cfg = stack_from(_gke_values(), "dev-gke").validate()
     assert not cfg.addons.karpenter.enabled and not cfg.addons.efs_csi.enabled and not cfg.addons.gpu_operator.enabled

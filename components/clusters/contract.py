@@ -55,8 +55,8 @@ class AzureClusterHooks:
     """What Azure resources beside the cluster need: the resource group and location, the node
     subnet (the weights account admits only it), the cluster's identity, and the stack's provider."""
 
-    resource_group: pulumi.Output[str]
-    resource_group_name: str  # as configured, for names that must be known at preview
+    resource_group: str  # its name, as configured: known at preview
+    resource_group_resource: pulumi.Resource  # depend on it before creating resources in the group
     location: str
     node_subnet_id: pulumi.Output[str]
     cluster_principal_id: pulumi.Output[str]

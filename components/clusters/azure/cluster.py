@@ -100,7 +100,6 @@ class AksGpuCluster(pulumi.ComponentResource):
         group = azure.resources.ResourceGroup(
             f"{name}-rg", resource_group_name=acfg.resource_group, location=args.region, tags=args.tags, opts=protected
         )
-        self._group = group
         subnet_id = self._network(group, protected)
         self._subnet_id = subnet_id
         cluster = self._control_plane(group, subnet_id)
@@ -110,7 +109,7 @@ class AksGpuCluster(pulumi.ComponentResource):
         # The credentials exist once the cluster does: depending on its id keeps a preview of a new
         # cluster from asking Azure for them.
         credentials = azure.containerservice.list_managed_cluster_user_credentials_output(
-            resource_group_name=group.name,
+            resource_group_name=acfg.resource_group,
             resource_name=pulumi.Output.all(cluster.id, cluster.name).apply(lambda v: v[1]),
         )
         kubeconfig = pulumi.Output.secret(credentials.kubeconfigs[0].value.apply(ci_ready_kubeconfig))
@@ -146,15 +145,15 @@ class AksGpuCluster(pulumi.ComponentResource):
             gpu_runtime_class=AKS_GPU_RUNTIME_CLASS,
             kube_proxy_metrics=False,  # Azure CNI powered by Cilium replaces kube-proxy
             azure=AzureClusterHooks(
-                resource_group=group.name,
-                resource_group_name=acfg.resource_group,
+                resource_group=acfg.resource_group,
+                resource_group_resource=group,
                 location=args.region,
                 node_subnet_id=subnet_id,
                 cluster_principal_id=cluster.identity.apply(lambda identity: identity.principal_id if identity else None),
                 provider=args.azure_provider,
             ),
         )
-        self.register_outputs({"clusterName": cluster.name, "fqdn": cluster.fqdn, "kubeconfig": kubeconfig, "resourceGroup": group.name})
+        self.register_outputs({"clusterName": cfg.name, "fqdn": cluster.fqdn, "kubeconfig": kubeconfig, "resourceGroup": acfg.resource_group})
 
     def _network(self, group: azure.resources.ResourceGroup, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
         net = self._args.azure.network
@@ -162,8 +161,8 @@ class AksGpuCluster(pulumi.ComponentResource):
             return pulumi.Output.from_input(net.subnet_id)
         vnet = AzureVnet(
             f"{self._name}-network",
-            AzureVnetArgs(self._args.cluster.name, group.name, self._args.region, net.vnet_cidr, net.node_subnet_cidr, self._args.tags),
-            opts=opts,
+            AzureVnetArgs(self._args.cluster.name, self._args.azure.resource_group, self._args.region, net.vnet_cidr, net.node_subnet_cidr, self._args.tags),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[group])),
         )
         return vnet.node_subnet_id
 
@@ -175,7 +174,7 @@ class AksGpuCluster(pulumi.ComponentResource):
         return cs.ManagedCluster(
             f"{self._name}-aks",
             resource_name_=cfg.name,
-            resource_group_name=group.name,
+            resource_group_name=acfg.resource_group,
             location=self._args.region,
             dns_prefix=cfg.name,
             kubernetes_version=cfg.kubernetes_version,
@@ -233,6 +232,7 @@ class AksGpuCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=cfg.protect,
+                depends_on=[group],
                 # The autoscaler owns the system pool's count after creation.
                 ignore_changes=["agentPoolProfiles[0].count"],
             ),
@@ -245,8 +245,8 @@ class AksGpuCluster(pulumi.ComponentResource):
         return azure.containerservice.AgentPool(
             f"{self._name}-gpu-{pool.name}",
             agent_pool_name=aks_pool_name(pool.name),
-            resource_name_=cluster.name,
-            resource_group_name=self._group.name,
+            resource_name_=self._args.cluster.name,
+            resource_group_name=self._args.azure.resource_group,
             mode="User",
             vm_size=pool.instance_types[0],
             os_type="Linux",
@@ -268,7 +268,7 @@ class AksGpuCluster(pulumi.ComponentResource):
             # One node at a time: a GPU node drains slowly, and a surge GPU VM needs quota.
             upgrade_settings=azure.containerservice.AgentPoolUpgradeSettingsArgs(max_surge="1"),
             tags=self._args.tags,
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster], ignore_changes=["count"]),
         )
 
 

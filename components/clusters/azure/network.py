@@ -19,7 +19,7 @@ NODE_SUBNET = "nodes"
 @dataclass(frozen=True)
 class AzureVnetArgs:
     cluster_name: str
-    resource_group: pulumi.Input[str]
+    resource_group: str
     location: str
     vnet_cidr: str
     node_subnet_cidr: str

@@ -71,7 +71,7 @@ class AzureFilesSharedStorage(pulumi.ComponentResource):
         hooks = cluster.azure
         assert hooks is not None, "Azure Files is AKS-only; other clouds bring their own shared storage"
         child = pulumi.ResourceOptions(parent=self)
-        account_name = storage_account_name(hooks.resource_group_name, cluster.name)
+        account_name = storage_account_name(hooks.resource_group, cluster.name)
         account = azure.storage.StorageAccount(
             f"{name}-account",
             account_name=account_name,
@@ -88,7 +88,7 @@ class AzureFilesSharedStorage(pulumi.ComponentResource):
                 virtual_network_rules=[azure.storage.VirtualNetworkRuleArgs(virtual_network_resource_id=hooks.node_subnet_id)],
             ),
             tags=args.tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[hooks.resource_group_resource]),
         )
         grant = azure.authorization.RoleAssignment(
             f"{name}-csi-access",
