@@ -74,8 +74,12 @@ def render_text(run: ProgramRun) -> str:
 
 
 def cost_table(cost: dict[str, Any], cloud: str = "aws") -> list[str]:
-    """The `cost` output as a table: per pool and capacity type, at minimum and maximum scale."""
-    header = f"  {'pool':<16}{'kind':<11}{'capacity':<11}{'instance':<16}{'nodes':>7}{'$/h min':>11}{'$/h max':>11}"
+    """The `cost` output as a table: per pool and capacity type, at minimum and maximum scale.
+    Pool and instance columns widen for long names (Azure's VM sizes, long pool names)."""
+    pool_w = max([16] + [len(p["pool"]) + 1 for p in cost["pools"]])
+    type_w = max([16] + [len(p["instanceType"]) + 1 for p in cost["pools"]])
+    total_w = pool_w + 22 + type_w + 7
+    header = f"  {'pool':<{pool_w}}{'kind':<11}{'capacity':<11}{'instance':<{type_w}}{'nodes':>7}{'$/h min':>11}{'$/h max':>11}"
     lines = [
         f"Cost estimate ({cost['currency']}, {PRICE_SOURCE.get(cloud, cloud)} prices as of {cost['pricesAsOf']}, {cost['region']}; "
         f"compute only, not: {', '.join(cost['notIncluded'])}):",
@@ -84,12 +88,12 @@ def cost_table(cost: dict[str, Any], cloud: str = "aws") -> list[str]:
     for pool in cost["pools"]:
         nodes = f"{pool['nodes']['min']}-{pool['nodes']['max']}"
         lines.append(
-            f"  {pool['pool']:<16}{pool['kind']:<11}{pool['capacityType']:<11}{pool['instanceType']:<16}{nodes:>7}"
+            f"  {pool['pool']:<{pool_w}}{pool['kind']:<11}{pool['capacityType']:<11}{pool['instanceType']:<{type_w}}{nodes:>7}"
             f"{pool['atMinimum']['perHour']:>11,.2f}{pool['atMaximum']['perHour']:>11,.2f}"
         )
     low, high, saving = cost["atMinimum"], cost["atMaximum"], cost["spotSavingAtMaximum"]
-    lines.append(f"  {'total per hour':<61}{low['perHour']:>11,.2f}{high['perHour']:>11,.2f}")
-    lines.append(f"  {'total per month (' + str(cost['hoursPerMonth']) + ' h)':<61}{low['perMonth']:>11,.0f}{high['perMonth']:>11,.0f}")
+    lines.append(f"  {'total per hour':<{total_w}}{low['perHour']:>11,.2f}{high['perHour']:>11,.2f}")
+    lines.append(f"  {'total per month (' + str(cost['hoursPerMonth']) + ' h)':<{total_w}}{low['perMonth']:>11,.0f}{high['perMonth']:>11,.0f}")
     lines.append(f"  spot saving at maximum scale: {saving['perHour']:,.2f}/h, {saving['perMonth']:,.0f}/month (vs the same nodes on demand)")
     lines += [f"  warning: {w}" for w in cost["warnings"]]
     return lines

@@ -190,3 +190,23 @@ def test_gcp_prices_are_the_vm_row_plus_the_gpu_row_median_over_zones():
             assert table.get(region, {}).get(name, {}).get(key) == expected, (region, name, key)
             checked += 1
     assert checked > 150
+
+
+SKYPILOT_AZURE_ROWS = PROJECT_DIR / "tests/fixtures/prices/skypilot-azure-vms-098741e7.csv"
+
+
+def test_azure_prices_are_the_whole_vm_rows_of_the_source_with_placeholders_left_out():
+    """Azure rows price the whole VM (GPUs included): the table is the source row, except a zero
+    (no price) and a spot price equal to the on-demand one (a placeholder, as for the H100 sizes)."""
+    table = price_table("azure").regions
+    rows = list(csv.DictReader(SKYPILOT_AZURE_ROWS.open()))
+    assert len(rows) > 80
+    for row in rows:
+        entry = table[row["Region"]][row["InstanceType"]]
+        price, spot = float(row["Price"]), float(row["SpotPrice"] or 0)
+        assert entry["onDemand"] == price, row
+        assert entry.get("spot") == (spot if 0 < spot != price else None), row
+    for name in gpu_instance_names("azure"):
+        if name != "Standard_ND96isr_H200_v5":  # not in the source
+            assert any(name in sizes for sizes in table.values()), name
+    assert table["eastus"]["Standard_NC24ads_A100_v4"]["spot"] < table["eastus"]["Standard_NC24ads_A100_v4"]["onDemand"]
