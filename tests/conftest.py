@@ -114,3 +114,16 @@ def node_pools(run: ProgramRun) -> list[dict[str, Any]]:
         pool["role"] = pool["labels"].get("llm-platform.io/node-role")
         pool["name"] = pool["labels"].get("llm-platform.io/pool")
     return pools
+
+
+def tolerates(tolerations: list[dict[str, Any]], taint: tuple[str, str, str]) -> bool:
+    """Whether Kubernetes would admit a pod with these tolerations onto a node with this taint."""
+    key, value, effect = taint
+    for t in tolerations:
+        if t.get("effect") not in (None, "", effect):
+            continue
+        if t.get("operator") == "Exists" and t.get("key") in (None, key):
+            return True
+        if t.get("key") == key and t.get("operator", "Equal") == "Equal" and t.get("value", "") == value:
+            return True
+    return False

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import PROJECT_DIR, dev_config_values, node_pools, program_run, stack_from
+from conftest import PROJECT_DIR, dev_config_values, node_pools, program_run, stack_from, tolerates
 from upstream import require_upstream
 
 from components.addons.dashboards import DASHBOARD_LABEL, DASHBOARDS, GPU_DASHBOARD, VLLM_DASHBOARD
@@ -42,16 +42,7 @@ def _gpu_taints(run) -> set[tuple[str, str, str]]:
     return taints
 
 
-def _tolerates(tolerations, taint) -> bool:
-    key, value, effect = taint
-    for t in tolerations:
-        if t.get("effect") not in (None, "", effect):
-            continue
-        if t.get("operator") == "Exists" and t.get("key") in (None, key):
-            return True
-        if t.get("key") == key and t.get("operator", "Equal") == "Equal" and t.get("value", "") == value:
-            return True
-    return False
+_tolerates = tolerates
 
 
 def _system_selector(run):

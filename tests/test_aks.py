@@ -11,7 +11,7 @@ import copy
 
 import pytest
 import yaml
-from conftest import AZURE_STACKS, PROJECT_DIR, node_pools, program_run, stack_from
+from conftest import AZURE_STACKS, PROJECT_DIR, node_pools, program_run, stack_from, tolerates
 
 from components.catalog.gpus import gpu_instance
 from components.clusters.azure.cluster import ci_ready_kubeconfig
@@ -49,13 +49,7 @@ def _values(run, release: str) -> dict:
     return found.inputs["values"]
 
 
-def _tolerates(tolerations, taint) -> bool:
-    key, value, effect = taint
-    return any(
-        t.get("effect") in (None, "", effect)
-        and ((t.get("operator") == "Exists" and t.get("key") in (None, key)) or (t.get("key") == key and t.get("value", "") == value))
-        for t in tolerations
-    )
+_tolerates = tolerates
 
 
 @pytest.fixture(params=[(s, m) for s in AZURE_STACKS for m in ("preview", "update")], ids=lambda p: f"{p[0]}-{p[1]}")
