@@ -197,21 +197,7 @@ class AksGpuCluster(pulumi.ComponentResource):
             ),
             agent_pool_profiles=[
                 cs.ManagedClusterAgentPoolProfileArgs(
-                    name=AKS_SYSTEM_POOL,
-                    mode="System",
-                    vm_size=system.instance_types[0],
-                    os_type="Linux",
-                    os_sku=NODE_OS,
-                    os_disk_size_gb=system.disk_size_gib,
-                    type="VirtualMachineScaleSets",
-                    count=system.desired,
-                    enable_auto_scaling=True,
-                    min_count=system.min_size,
-                    max_count=system.max_size,
-                    availability_zones=list(acfg.zones) or None,
-                    vnet_subnet_id=subnet_id,
-                    node_labels=system_pool_labels(),
-                    upgrade_settings=cs.AgentPoolUpgradeSettingsArgs(max_surge="1"),
+                    name=AKS_SYSTEM_POOL, mode="System", node_labels=system_pool_labels(), **self._pool_shape(system, subnet_id)
                 )
             ],
             api_server_access_profile=cs.ManagedClusterAPIServerAccessProfileArgs(
@@ -238,6 +224,25 @@ class AksGpuCluster(pulumi.ComponentResource):
             ),
         )
 
+    def _pool_shape(self, pool: SystemPoolConfig | GpuPoolConfig, subnet_id: pulumi.Input[str]) -> dict[str, Any]:
+        """What the system pool and every GPU pool share: one VM size on Ubuntu, the cluster
+        autoscaler between the pool's bounds, the stack's zones and subnet, one surge node at a time
+        (a GPU node drains slowly, and a surge GPU VM needs quota)."""
+        return {
+            "vm_size": pool.instance_types[0],
+            "os_type": "Linux",
+            "os_sku": NODE_OS,
+            "os_disk_size_gb": pool.disk_size_gib,
+            "type": "VirtualMachineScaleSets",
+            "count": pool.desired,
+            "enable_auto_scaling": True,
+            "min_count": pool.min_size,
+            "max_count": pool.max_size,
+            "availability_zones": list(self._args.azure.zones) or None,
+            "vnet_subnet_id": subnet_id,
+            "upgrade_settings": azure.containerservice.AgentPoolUpgradeSettingsArgs(max_surge="1"),
+        }
+
     def _gpu_pool(
         self, cluster: azure.containerservice.ManagedCluster, pool: GpuPoolConfig, placement: GpuPoolPlacement
     ) -> azure.containerservice.AgentPool:
@@ -248,25 +253,13 @@ class AksGpuCluster(pulumi.ComponentResource):
             resource_name_=self._args.cluster.name,
             resource_group_name=self._args.azure.resource_group,
             mode="User",
-            vm_size=pool.instance_types[0],
-            os_type="Linux",
-            os_sku=NODE_OS,
-            os_disk_size_gb=pool.disk_size_gib,
-            type="VirtualMachineScaleSets",
-            count=pool.desired,
-            enable_auto_scaling=True,
-            min_count=pool.min_size,
-            max_count=pool.max_size,
-            availability_zones=list(self._args.azure.zones) or None,
-            vnet_subnet_id=self._subnet_id,
+            **self._pool_shape(pool, self._subnet_id),
             node_labels=placement.labels,
             node_taints=aks_taints(placement.taints),
             gpu_profile=azure.containerservice.GPUProfileArgs(driver="Install"),
             scale_set_priority="Spot" if spot else "Regular",
             scale_set_eviction_policy="Delete" if spot else None,
             spot_max_price=-1.0 if spot else None,
-            # One node at a time: a GPU node drains slowly, and a surge GPU VM needs quota.
-            upgrade_settings=azure.containerservice.AgentPoolUpgradeSettingsArgs(max_surge="1"),
             tags=self._args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster], ignore_changes=["count"]),
         )
