@@ -1,4 +1,4 @@
-"""`python -m stacks …`: the offline plan, config validation, the config schema and the fit check.
+"""`python -m stacks …`: the offline plan and its diff, config validation, the config schema and the fit check.
 
 Exit codes: 0 ok; 2 bad input (unknown stack, invalid stack config, bad flags); 1 the program
 itself failed (a bug: please report it with `--debug` output).
@@ -16,9 +16,10 @@ from components.config.stack import ConfigError, stack_config_json_schema
 
 from . import PROJECT_DIR
 from .config_reference import config_reference_markdown, write_into
+from .diff import diff_paths, render
 from .fit_cli import FitInputError, add_fit_parser, render_fit, run_fit
 from .offline import run_program
-from .plan import render_text, write_json, write_render
+from .plan import render_text, write_error_json, write_json, write_render
 from .stack_files import StackFileError, UnknownStackError, load_stack_file
 from .urns import render_snapshot, snapshot_path
 
@@ -47,13 +48,22 @@ def _parser() -> argparse.ArgumentParser:
     urns = sub.add_parser("urns", help="print a stack's URNs (what tests/urns/<stack>.txt pins)")
     urns.add_argument("stack")
     urns.add_argument("--write", action="store_true", help="pin them: write tests/urns/<stack>.txt")
+    diff = sub.add_parser("diff", help="what a change does: two plan JSONs (or directories of <stack>.json), base then head")
+    diff.add_argument("base", type=Path)
+    diff.add_argument("head", type=Path)
+    diff.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     add_fit_parser(sub)
     return parser
 
 
 def _plan(args: argparse.Namespace) -> int:
     stack_file = load_stack_file(args.stack, args.stack_dir)
-    stack_file.validate()  # fail fast, before mocks or any resource registration
+    try:
+        stack_file.validate()  # fail fast, before mocks or any resource registration
+    except ConfigError as exc:
+        if args.json:  # a PR diff shows the errors instead of losing the stack
+            write_error_json(args.stack, exc, args.json)
+        raise
     run = run_program(stack_file, preview=True)
     if run.error is not None:
         if isinstance(run.error, ConfigError):
@@ -104,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "urns":
             return _urns(args)
+        if args.command == "diff":
+            if not (args.base.exists() or args.head.exists()):
+                raise StackFileError(f"neither {args.base} nor {args.head} exists")
+            diffs = diff_paths(args.base, args.head)
+            sys.stdout.write(render(diffs, args.format))
+            return EXIT_OK if all(d.ok for d in diffs) else EXIT_BAD_INPUT
         if args.command == "schema":
             print(json.dumps(stack_config_json_schema(), indent=2))
             return EXIT_OK

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from components.config.errors import ConfigError
 from components.planner.cost import PRICE_SOURCE
 
 from .offline import COMPUTED, ProgramRun, RegisteredResource
@@ -115,6 +116,13 @@ def plan_document(run: ProgramRun) -> dict[str, Any]:
 def write_json(run: ProgramRun, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(plan_document(run), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def write_error_json(stack: str, error: ConfigError, path: Path) -> None:
+    """The plan document of a stack whose config is invalid: its error lines, no resources."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {"stack": stack, "errors": [f"{error.stack_file}: {key}: {message}" for key, message in error.problems]}
+    path.write_text(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def is_kubernetes_object(res: RegisteredResource) -> bool:
