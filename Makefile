@@ -22,7 +22,7 @@ test: venv
 	$(PY) -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check components stacks tests benchmarks __main__.py
+	$(VENV)/bin/ruff check components stacks policy tests benchmarks __main__.py
 
 bench: venv
 	$(PY) benchmarks/plan_bench.py

@@ -19,6 +19,7 @@ from .config_reference import config_reference_markdown, write_into
 from .diff import diff_paths, render
 from .fit_cli import FitInputError, add_fit_parser, render_fit, run_fit
 from .offline import run_program
+from .policy_cli import run_policy
 from .plan import render_text, write_error_json, write_json, write_render
 from .stack_files import StackFileError, UnknownStackError, load_stack_file
 from .urns import render_snapshot, snapshot_path
@@ -52,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("base", type=Path)
     diff.add_argument("head", type=Path)
     diff.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    policy = sub.add_parser("policy", help="the policy pack's rules over plan JSONs (a file, or a directory of them)")
+    policy.add_argument("plan", type=Path)
+    policy.add_argument("--config", type=Path, help="policy config JSON, as for --policy-pack-config")
     add_fit_parser(sub)
     return parser
 
@@ -114,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "urns":
             return _urns(args)
+        if args.command == "policy":
+            if not args.plan.exists():
+                raise StackFileError(f"{args.plan}: no such plan")
+            code, text = run_policy(args.plan, args.config)
+            sys.stdout.write(text)
+            return code
         if args.command == "diff":
             if not (args.base.exists() or args.head.exists()):
                 raise StackFileError(f"neither {args.base} nor {args.head} exists")
