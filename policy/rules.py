@@ -90,7 +90,8 @@ def _gpu_containers(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [c for c in containers if GPU_RESOURCE in (_get(c, "resources", "limits") or {}) or GPU_RESOURCE in (_get(c, "resources", "requests") or {})]
 
 
-def _tolerates(tolerations: Iterable[Mapping[str, Any]], taint: tuple[str, str, str]) -> bool:
+def tolerates(tolerations: Iterable[Mapping[str, Any]], taint: tuple[str, str, str]) -> bool:
+    """Whether Kubernetes would admit a pod with these tolerations onto a node with this taint."""
     key, value, effect = taint
     for t in tolerations:
         if t.get("effect") not in (None, "", effect):
@@ -119,7 +120,7 @@ def gpu_workload_scheduling(resource: Resource) -> list[str]:
         return []
     problems = []
     gpu = _gpu_containers(spec)
-    if gpu and not _tolerates(spec.get("tolerations") or [], GPU_TAINT):
+    if gpu and not tolerates(spec.get("tolerations") or [], GPU_TAINT):
         problems.append("requests GPUs but does not tolerate nvidia.com/gpu=present:NoSchedule")
     for container in gpu:
         limit = _get(container, "resources", "limits", GPU_RESOURCE)

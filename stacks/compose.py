@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pulumi
@@ -59,18 +58,8 @@ def load_stack_config() -> StackConfig:
 
 def stack_tags(cfg: StackConfig, stack: str) -> dict[str, str]:
     """Tags on every cloud resource: who manages it and which stack, so a bill line finds its owner.
-    GCP labels allow no `/` in keys and only lower-case letters, digits, `_` and `-` in values;
-    Azure tag keys allow no `/` either."""
-    project = pulumi.get_project()
-    if cfg.cloud == "azure":
-        return {"managed-by": "pulumi", "llm-platform-project": project, "llm-platform-stack": stack, **cfg.tags}
-    if cfg.cloud == "gcp":
-        return {"managed-by": "pulumi", "llm-platform-project": gcp_label_value(project), "llm-platform-stack": gcp_label_value(stack), **cfg.tags}
-    return {"managed-by": "pulumi", "llm-platform/project": project, "llm-platform/stack": stack, **cfg.tags}
-
-
-def gcp_label_value(text: str) -> str:
-    return re.sub(r"[^a-z0-9_-]", "_", text.lower())[:63]
+    A cloud whose tag rules are stricter (GCP labels, Azure tags) rewrites them in its cluster package."""
+    return {"managed-by": "pulumi", "llm-platform/project": pulumi.get_project(), "llm-platform/stack": stack, **cfg.tags}
 
 
 def build_platform(cfg: StackConfig) -> tuple[ClusterContract, AddonsContract]:

@@ -18,6 +18,7 @@ import yaml
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
+from policy.rules import tolerates  # noqa: E402, F401 - the tests' one Kubernetes toleration check
 from stacks.offline import ProgramRun, run_program  # noqa: E402
 from stacks.stack_files import StackFile, available_stacks, load_stack_file, stack_file_from_values  # noqa: E402
 
@@ -115,15 +116,3 @@ def node_pools(run: ProgramRun) -> list[dict[str, Any]]:
         pool["name"] = pool["labels"].get("llm-platform.io/pool")
     return pools
 
-
-def tolerates(tolerations: list[dict[str, Any]], taint: tuple[str, str, str]) -> bool:
-    """Whether Kubernetes would admit a pod with these tolerations onto a node with this taint."""
-    key, value, effect = taint
-    for t in tolerations:
-        if t.get("effect") not in (None, "", effect):
-            continue
-        if t.get("operator") == "Exists" and t.get("key") in (None, key):
-            return True
-        if t.get("key") == key and t.get("operator", "Equal") == "Equal" and t.get("value", "") == value:
-            return True
-    return False

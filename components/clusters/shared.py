@@ -4,6 +4,7 @@ and a kubeconfig whose user is an exec credential plugin (short-lived tokens, no
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..config.stack import GpuPoolConfig
@@ -37,3 +38,15 @@ def exec_kubeconfig(cluster_name: str, server: str, ca_data: str, exec_config: d
             "users": [{"name": cluster_name, "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", **exec_config}}}],
         }
     )
+
+
+def slashless_tags(tags: dict[str, str]) -> dict[str, str]:
+    """The stack's tags for a cloud whose tag keys allow no `/` (Azure): llm-platform/stack becomes
+    llm-platform-stack."""
+    return {key.replace("/", "-"): value for key, value in tags.items()}
+
+
+def gcp_labels(tags: dict[str, str]) -> dict[str, str]:
+    """The stack's tags as GCP labels: no `/` in keys, values only lower-case letters, digits, `_`
+    and `-` (the config checks the stack's own tags; this fixes the project and stack names)."""
+    return {key: re.sub(r"[^a-z0-9_-]", "_", value.lower())[:63] for key, value in slashless_tags(tags).items()}

@@ -45,7 +45,7 @@ from ...config.azure import AzureConfig
 from ...config.stack import AKS_SYSTEM_POOL, ClusterConfig, GpuPoolConfig, StackConfig, SystemPoolConfig, aks_pool_name
 from ...scheduling import GpuPoolPlacement, Taint, system_pool_labels
 from ..contract import AzureClusterHooks, ClusterContract, SharedWeights
-from ..shared import placement_of
+from ..shared import placement_of, slashless_tags
 from .network import AzureVnet, AzureVnetArgs
 from .storage import AzureFilesSharedStorage, AzureFilesSharedStorageArgs
 
@@ -268,6 +268,7 @@ class AksGpuCluster(pulumi.ComponentResource):
 def build_aks_cluster(name: str, cfg: StackConfig, tags: dict[str, str]) -> ClusterContract:
     """An explicit Azure provider per stack (the subscription is the caller's login, never ambient
     `azure-native:` config); every Azure resource gets the stack's tags."""
+    tags = slashless_tags(tags)
     acfg = cfg.azure
     assert acfg is not None, "config validation requires llm-platform:azure on azure stacks"
     azure_provider = azure.Provider(f"{name}-azure", location=cfg.region)

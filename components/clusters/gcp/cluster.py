@@ -43,7 +43,7 @@ from ...config.gcp import GcpConfig
 from ...config.stack import ClusterConfig, GpuPoolConfig, StackConfig, SystemPoolConfig
 from ...scheduling import GpuPoolPlacement, Taint, system_pool_labels
 from ..contract import ClusterContract, GcpClusterHooks, SharedWeights
-from ..shared import exec_kubeconfig, placement_of
+from ..shared import exec_kubeconfig, gcp_labels, placement_of
 from .iam import node_service_account
 from .network import PODS_RANGE, SERVICES_RANGE, GcpVpc, GcpVpcArgs
 from .storage import FilestoreSharedStorage, FilestoreSharedStorageArgs
@@ -375,6 +375,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
 def build_gke_cluster(name: str, cfg: StackConfig, tags: dict[str, str]) -> ClusterContract:
     """An explicit GCP provider per stack: project and region come from the stack config (never
     ambient gcloud settings), and every GCP resource gets the stack's tags as labels."""
+    tags = gcp_labels(tags)
     gcfg = cfg.gcp
     assert gcfg is not None, "config validation requires llm-platform:gcp on gcp stacks"
     gcp_provider = gcp.Provider(f"{name}-gcp", project=gcfg.project, region=cfg.region, default_labels=tags)
