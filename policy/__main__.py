@@ -12,13 +12,10 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from rules import RULES, Resource, Rule  # the pack's directory is its import root
+from rules import CONFIG_SCHEMAS, RULES, Resource, Rule  # the pack's directory is its import root
 
 _LEVEL = {"mandatory": EnforcementLevel.MANDATORY, "advisory": EnforcementLevel.ADVISORY}
-_CONFIG = {
-    "gpus-within-budget": PolicyConfigSchema(properties={"maxGpus": {"type": "number", "minimum": 0}}),
-    "prod-on-demand-and-two-replicas": PolicyConfigSchema(properties={"prodStacks": {"type": "array", "items": {"type": "string"}}}),
-}
+_CONFIG = {name: PolicyConfigSchema(properties=properties) for name, properties in CONFIG_SCHEMAS.items()}
 
 
 def _resource_policy(rule: Rule) -> ResourceValidationPolicy:

@@ -265,11 +265,17 @@ def image_pinned_by_digest(resource: Resource) -> list[str]:
 # --- stack rules ------------------------------------------------------------------------------
 
 
+def is_prod_stack(stack: str) -> bool:
+    """The project's convention, shared with the workflows (deploy's production environment): a
+    stack whose name starts with `prod` is production."""
+    return stack.startswith("prod")
+
+
 def _is_prod(resources: list[Resource], config: Mapping[str, Any]) -> bool:
+    stacks = {r.urn.split("::", 2)[0].removeprefix("urn:pulumi:") for r in resources}
     if "prodStacks" in config:
-        stacks = {r.urn.split("::", 2)[0].removeprefix("urn:pulumi:") for r in resources}
         return bool(stacks & set(config["prodStacks"]))
-    return any(r.urn.startswith("urn:pulumi:prod") for r in resources)
+    return any(is_prod_stack(s) for s in stacks)
 
 
 def _gpu_pools(resources: list[Resource]) -> list[tuple[str, bool]]:
@@ -357,6 +363,13 @@ RULES: tuple[Rule, ...] = (
     Rule("gpus-within-budget", "GPUs at maximum scale stay within the configured budget (maxGpus).", "advisory", stack=gpus_within_budget),
     Rule("vllm-image-pinned-by-digest", "vLLM images are pinned by digest.", "advisory", resource=image_pinned_by_digest),
 )
+
+# JSON Schemas of the rules that take policy config (the pack hands them to the engine, which
+# validates `--policy-pack-config` files against them; `policy/config.json` is the project's).
+CONFIG_SCHEMAS: dict[str, dict[str, Any]] = {
+    "gpus-within-budget": {"maxGpus": {"type": "number", "minimum": 0}},
+    "prod-on-demand-and-two-replicas": {"prodStacks": {"type": "array", "items": {"type": "string"}}},
+}
 
 
 @dataclass(frozen=True)

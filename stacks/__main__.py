@@ -15,6 +15,7 @@ from pathlib import Path
 from components.config.stack import ConfigError, stack_config_json_schema
 
 from . import PROJECT_DIR
+from .ci_matrix import ci_matrix
 from .config_reference import config_reference_markdown, write_into
 from .diff import diff_paths, render
 from .fit_cli import FitInputError, add_fit_parser, render_fit, run_fit
@@ -56,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     policy = sub.add_parser("policy", help="the policy pack's rules over plan JSONs (a file, or a directory of them)")
     policy.add_argument("plan", type=Path)
     policy.add_argument("--config", type=Path, help="policy config JSON, as for --policy-pack-config")
+    matrix = sub.add_parser("ci-matrix", help="the workflows' stack matrix as JSON: stack, cloud, region, GitHub environment")
+    matrix.add_argument("--environment", choices=["dev", "production"], help="only the stacks of this environment")
+    matrix.add_argument("--stack-dir", type=Path, default=PROJECT_DIR)
     add_fit_parser(sub)
     return parser
 
@@ -130,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             diffs = diff_paths(args.base, args.head)
             sys.stdout.write(render(diffs, args.format))
             return EXIT_OK if all(d.ok for d in diffs) else EXIT_BAD_INPUT
+        if args.command == "ci-matrix":
+            print(json.dumps(ci_matrix(args.environment, args.stack_dir), separators=(",", ":")))
+            return EXIT_OK
         if args.command == "schema":
             print(json.dumps(stack_config_json_schema(), indent=2))
             return EXIT_OK

@@ -370,7 +370,7 @@ class InstancePrice(ConfigModel):
 class StackConfig(ConfigModel):
     """Everything one stack (one environment) says: `llm-platform:<field>` keys in `Pulumi.<stack>.yaml`."""
 
-    cloud: Cloud = Field(description="Cloud to build on: aws (EKS) or gcp (GKE).")
+    cloud: Cloud = Field(description="Cloud to build on: aws (EKS), gcp (GKE) or azure (AKS).")
     region: Region = Field(description="Cloud region of every resource, e.g. us-west-2 or us-central1.")
     gcp: GcpConfig | None = Field(None, description="GKE stacks: project, zones, network, Filestore (only with cloud: gcp).")
     azure: AzureConfig | None = Field(None, description="AKS stacks: resource group, zones, network, Azure Files (only with cloud: azure).")
