@@ -21,6 +21,7 @@ from .diff import diff_paths, render
 from .fit_cli import FitInputError, add_fit_parser, render_fit, run_fit
 from .offline import run_program
 from .policy_cli import run_policy
+from .service.serve import add_serve_parser, serve
 from .plan import render_text, write_error_json, write_json, write_render
 from .stack_files import StackFileError, UnknownStackError, load_stack_file
 from .urns import render_snapshot, snapshot_path
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     matrix.add_argument("--environment", choices=["dev", "production"], help="only the stacks of this environment")
     matrix.add_argument("--stack-dir", type=Path, default=PROJECT_DIR)
     add_fit_parser(sub)
+    add_serve_parser(sub)
     return parser
 
 
@@ -134,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             diffs = diff_paths(args.base, args.head)
             sys.stdout.write(render(diffs, args.format))
             return EXIT_OK if all(d.ok for d in diffs) else EXIT_BAD_INPUT
+        if args.command == "serve":
+            return serve(args)
         if args.command == "ci-matrix":
             print(json.dumps(ci_matrix(args.environment, args.stack_dir), separators=(",", ":")))
             return EXIT_OK

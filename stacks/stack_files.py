@@ -69,7 +69,9 @@ class StackFile:
         warnings (key path, message); raises ConfigError."""
         prefix = f"{CONFIG_NAMESPACE}:"
         secret = {k[len(prefix):] for k in self.secret_keys if k.startswith(prefix)}
-        return checked_stack_config(self.namespace_values(), self.file_name, secret)
+        # an encrypted value (`{secure: …}`) is validated as the string the engine would decrypt
+        values = {k: SECRET_PLACEHOLDER if k in secret else v for k, v in self.namespace_values().items()}
+        return checked_stack_config(values, self.file_name, secret)
 
     def validate(self) -> StackConfig:
         return self.check()[0]

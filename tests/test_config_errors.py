@@ -342,6 +342,16 @@ def test_encrypted_credential_is_accepted_and_never_printed():
     assert "offline-placeholder-secret" not in repr(run.resources) + repr(run.outputs)
 
 
+def test_encrypted_credential_passes_the_cli_validation_too():
+    """`stacks validate` and `plan` check the config before the program runs: an encrypted
+    `{secure: …}` value is the string the engine would decrypt, not a map."""
+    values = dev_config_values()
+    values[f"{NS}:hfToken"] = {"secure": "v1:AAAAencryptedblob"}
+    values[f"{NS}:models"][0]["gated"] = True
+    cfg, _ = stack_from(values).check()
+    assert cfg.models[0].gated
+
+
 def test_admin_principals_get_access_entries_with_cluster_admin():
     values = dev_config_values()
     arns = ["arn:aws:iam::123456789012:role/platform-admins", "arn:aws:iam::123456789012:role/oncall"]
