@@ -66,8 +66,8 @@ def service(tmp_path, standin):
     """A client factory: each call is a service (a restart when given the same data directory)."""
     apps = []
 
-    def start(data_dir: Path = tmp_path / "data", workers: int = 2) -> TestClient:
-        app = create_app(ServiceSettings(data_dir, workers=workers, cancel_grace_seconds=30), TOKEN)
+    def start(data_dir: Path = tmp_path / "data", workers: int = 2, policy_pack: Path | None = None) -> TestClient:
+        app = create_app(ServiceSettings(data_dir, workers=workers, cancel_grace_seconds=30, policy_pack=policy_pack), TOKEN)
         apps.append(app)
         return TestClient(app)
 
@@ -222,7 +222,7 @@ def test_repository_stacks_are_not_the_portals(service):
 
 
 def test_preview_runs_the_program_and_reports_its_events(service, standin):
-    client = service()
+    client = service(policy_pack=PROJECT_DIR / "policy")
     response = client.post("/v1/environments/team-a/preview", headers=AUTH, json={"config": dev_config()})
     assert response.status_code == 202, response.text
     op = response.json()
@@ -246,6 +246,7 @@ def test_preview_runs_the_program_and_reports_its_events(service, standin):
     assert [e["_id"] for e in events(client, op["id"], last_event_id=10)] == list(range(11, len(stream) + 1))
     argv = [c for c in standin.calls() if "preview" in c][0]
     assert "--event-log" in argv and argv[argv.index("--event-log") + 1].startswith("tcp://")  # gRPC above 3.205.0
+    assert argv[argv.index("--policy-pack") + 1] == str(PROJECT_DIR / "policy")  # the guardrails run for the portal too
 
 
 def test_file_event_log_for_an_older_cli(service, standin):
@@ -476,15 +477,16 @@ def test_serve_on_a_loopback_port(tmp_path, standin):
         base = f"http://127.0.0.1:{port}"
         _wait_healthy(base)
         assert httpx.get(f"{base}/v1/schema", timeout=5).status_code == 401
-        response = httpx.post(f"{base}/v1/validate", headers=AUTH, json={"config": dev_config()}, timeout=120)
+        response = httpx.post(f"{base}/v1/validate", headers=AUTH, json={"config": dev_config(), "secrets": {"hfToken": SECRET_VALUE}}, timeout=120)
         assert response.status_code == 200 and response.json()["valid"] is True
+        assert SECRET_VALUE not in response.text
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=60)
     # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught (exit status -15)
     assert proc.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output
-    assert TOKEN not in output
+    assert TOKEN not in output and SECRET_VALUE not in output  # the service's log
 
 
 def test_serve_refuses_to_start_without_a_token(tmp_path, monkeypatch):
