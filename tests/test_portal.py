@@ -331,6 +331,22 @@ def test_cancel_interrupts_the_cli_gracefully(service, standin):
     assert again.status_code == 409 and again.json()["error"]["kind"] == "finished"
 
 
+def test_a_queued_operation_waits_for_a_worker_and_cancelled_never_starts(service, standin):
+    standin.mode(slow=0.1)
+    client = service(workers=1)
+    running = client.post("/v1/environments/team-l/up", headers=AUTH, json={"config": dev_config()}).json()
+    queued = client.post("/v1/environments/team-m/preview", headers=AUTH, json={"config": dev_config()}).json()
+    wait_for_event(client, running["id"], "resource-done")
+    assert client.get(f"/v1/operations/{queued['id']}", headers=AUTH).json()["state"] == "queued"  # the one slot is taken
+    cancel = client.post(f"/v1/operations/{queued['id']}/cancel", headers=AUTH)
+    assert cancel.status_code == 202 and cancel.json()["state"] == "cancelled"
+    client.post(f"/v1/operations/{running['id']}/cancel", headers=AUTH)
+    assert wait(client, running["id"])["state"] == "cancelled"
+    time.sleep(2)
+    assert [e.get("state") for e in events(client, queued["id"])] == ["queued", "cancelled"]
+    assert not any("team-m" in c for c in standin.calls())  # its CLI never ran
+
+
 def test_a_restart_marks_what_a_dead_service_left_running_interrupted(service, tmp_path):
     from stacks.service.store import Store
 
