@@ -55,6 +55,14 @@ AWS_EFS_CSI_DRIVER = PinnedChart(
     "aws-efs-csi-driver", "4.4.1", "https://kubernetes-sigs.github.io/aws-efs-csi-driver", "aws-efs-csi-driver"
 )
 
+# Inference routing (their schema files are under ../shared/upstream/routing/charts).
+BODY_BASED_ROUTING = PinnedChart(
+    "oci://registry.k8s.io/gateway-api-inference-extension/charts/body-based-routing", "v1.5.0", None, "routing/charts/body-based-routing"
+)
+# The EPP and its InferencePool, one release per model (llm-d took the chart over from GAIE).
+LLM_D_ROUTER_GATEWAY = PinnedChart("oci://ghcr.io/llm-d/charts/llm-d-router-gateway", "v0.10.0", None, "routing/charts/llm-d-router-gateway")
+ROUTING_CHARTS = (BODY_BASED_ROUTING, LLM_D_ROUTER_GATEWAY)
+
 ALL_CHARTS = (GPU_OPERATOR, DCGM_EXPORTER, KEDA, KARPENTER, KUBE_PROMETHEUS_STACK, PROMETHEUS_ADAPTER, AWS_EFS_CSI_DRIVER)
 
 
@@ -79,7 +87,7 @@ def pinned_release(
     resource_name: str,
     release_name: str,
     chart: PinnedChart,
-    namespace: k8s.core.v1.Namespace,
+    namespace: k8s.core.v1.Namespace | str,
     values: Mapping[str, Any],
     provider: k8s.Provider,
     parent: pulumi.Resource,
@@ -94,7 +102,7 @@ def pinned_release(
             chart=chart.chart,
             version=chart.version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository) if chart.repository else None,
-            namespace=namespace.metadata.name,
+            namespace=namespace if isinstance(namespace, str) else namespace.metadata.name,
             create_namespace=False,
             values=dict(values),
             atomic=True,

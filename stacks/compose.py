@@ -15,6 +15,7 @@ from components.config.models import ModelConfig
 from components.config.planning import max_num_seqs, model_fit, unmodelled_flags
 from components.config.stack import CONFIG_NAMESPACE, StackConfig
 from components.config.cost import stack_cost
+from components.routing.layer import Routing, RoutingArgs
 from components.serving.models import ModelServices, model_platform
 
 from .preflight import checked_stack_config
@@ -113,6 +114,15 @@ def build_models(cfg: StackConfig, cluster: ClusterContract, addons: AddonsContr
     # The token goes through require_secret so it stays secret in state, previews and the Secret.
     hf_token = pulumi.Config(CONFIG_NAMESPACE).require_secret("hfToken") if any(m.gated for m in cfg.models) else None
     services = ModelServices(f"{cfg.cluster.name}-models", cfg.models, model_platform(cluster, addons), hf_token)
+    routed_names = {m.name for m in cfg.routed_models}
+    gateway_url = None
+    if routed_names:
+        routing = Routing(
+            f"{cfg.cluster.name}-routing",
+            RoutingArgs(cluster, cfg.routing, [(m, s) for m, s in zip(cfg.models, services.services, strict=True) if m.name in routed_names]),
+        )
+        gateway_url = routing.url
+        pulumi.export("gatewayUrl", gateway_url)
     pulumi.export(
         "models",
         [
@@ -125,6 +135,9 @@ def build_models(cfg: StackConfig, cluster: ClusterContract, addons: AddonsContr
                 "minReplicas": 0 if model.scaling.scale_to_zero else model.min_replicas,
                 "maxReplicas": model.max_replicas,
                 "capacity": model.capacity,
+                # the gateway's URL is the stack output gatewayUrl (unknown until its load balancer
+                # exists: inside this list it would make every model's prediction unknown at preview)
+                **({"routed": model.name in routed_names} if routed_names else {}),
                 **_fit_outputs(model),
             }
             for model, service in zip(cfg.models, services.services, strict=True)

@@ -133,6 +133,16 @@ def test_controllers_run_on_the_system_pool(run):
     if "aws-efs-csi-driver" in releases:
         assert _values(run, "aws-efs-csi-driver")["controller"]["nodeSelector"] == system
         checked.add("aws-efs-csi-driver")
+    for name in releases:
+        values = _values(run, name)
+        if name.endswith("-pool"):  # routing's endpoint pickers: the chart has no nodeSelector, only affinity
+            terms = values["router"]["epp"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            assert {e["key"]: e["values"] for e in terms[0]["matchExpressions"]} == {k: [v] for k, v in system.items()}
+            assert "tolerations" not in values["router"]["epp"]
+            checked.add(name)
+        elif name == "body-based-routing":  # its chart takes no node selector: the GPU taint keeps it off GPU nodes
+            assert "tolerations" not in str(values)
+            checked.add(name)
     assert releases == checked, releases - checked  # a new release must say where its controller runs
 
 

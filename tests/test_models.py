@@ -13,6 +13,7 @@ import pytest
 from conftest import STACKS, dev_config_values, program_run, stack_from
 from upstream import require_upstream
 
+from components.routing.pools import ROUTING_COMPONENT
 from components.addons.dashboards import VLLM_DASHBOARD
 from components.addons.gpu import DCGM_COUNTERS
 from components.addons.monitoring import NAMESPACE as MONITORING_NAMESPACE
@@ -58,7 +59,11 @@ def _objects(run, kind: str, namespace: str | None = None) -> list[dict[str, Any
 
 
 def _one(run, kind: str, model) -> dict[str, Any]:
-    (obj,) = [o for o in _objects(run, kind, model.namespace_name) if o["metadata"]["name"].startswith(model.name)]
+    (obj,) = [
+        o
+        for o in _objects(run, kind, model.namespace_name)
+        if o["metadata"]["name"].startswith(model.name) and (o["metadata"].get("labels") or {}).get("app.kubernetes.io/component") != ROUTING_COMPONENT
+    ]
     return obj
 
 
@@ -480,7 +485,7 @@ def _redacted(doc: Any) -> Any:
     return doc
 
 
-CRD_GROUPS = ("keda.sh/", "karpenter.sh/", "karpenter.k8s.aws/", "monitoring.coreos.com/", "nvidia.com/")
+CRD_GROUPS = ("keda.sh/", "karpenter.sh/", "karpenter.k8s.aws/", "monitoring.coreos.com/", "nvidia.com/", "gateway.networking.k8s.io/", "inference.networking.k8s.io/")
 
 
 def test_every_kubernetes_object_validates_against_the_api_schema(run, stack_config):

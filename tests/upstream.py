@@ -41,6 +41,7 @@ FREE_FORM_KEYS = frozenset(
         "storageSpec",
         "storage",
         "topologySpreadConstraints",
+        "matchLabels",  # a label selector (the EPP chart's router.modelServers.matchLabels)
         "securityContext",
     }
 )
@@ -64,18 +65,36 @@ def _walk(node: Any, prefix: tuple[str, ...], out: dict[tuple[str, ...], Any]) -
 @cache
 def chart_schema(chart_dir: str) -> tuple[dict[tuple[str, ...], Any], frozenset[tuple[str, ...]], tuple[str, ...]]:
     """(every node path of values.yaml -> default, template-referenced paths, subchart names)."""
-    base = require_upstream() / "charts" / chart_dir
+    base = _chart_dir(chart_dir)
     defaults: dict[tuple[str, ...], Any] = {}
     _walk(yaml.safe_load((base / "values.yaml").read_text()) or {}, (), defaults)
-    refs = frozenset(
-        tuple(line.strip().split(".")) for line in (base / "template-value-refs.txt").read_text().splitlines() if line.strip()
-    )
+    refs = _refs(base)
+    if base.name == "llm-d-router-gateway":
+        # SOURCES.md, routing caveats: routerlib is a library chart aliased `router`; its templates
+        # run in the parent's context (their refs are parent paths already), and its four
+        # deprecation-guard refs fail the install, so they are not allowed.
+        lib = base.parent / "routerlib"
+        _walk(yaml.safe_load((lib / "values.yaml").read_text()) or {}, ("router",), defaults)
+        refs = (refs | _refs(lib)) - {(k,) for k in ROUTERLIB_GUARDS}
     subcharts = tuple(p.name for p in (base / "charts").iterdir()) if (base / "charts").is_dir() else ()
     return defaults, refs, subcharts
 
 
+ROUTERLIB_GUARDS = ("inferenceExtension", "inferencePool", "experimentalHttpRoute", "inferenceObjectives")
+
+
+def _chart_dir(chart_dir: str) -> Path:
+    """`routing/charts/<chart>` lives beside `charts/` in the upstream tree."""
+    upstream = require_upstream()
+    return upstream / chart_dir if chart_dir.startswith("routing/") else upstream / "charts" / chart_dir
+
+
+def _refs(base: Path) -> frozenset[tuple[str, ...]]:
+    return frozenset(tuple(line.strip().split(".")) for line in (base / "template-value-refs.txt").read_text().splitlines() if line.strip())
+
+
 def upstream_chart_version(chart_dir: str) -> str:
-    return str(yaml.safe_load((require_upstream() / "charts" / chart_dir / "Chart.yaml").read_text())["version"])
+    return str(yaml.safe_load((_chart_dir(chart_dir) / "Chart.yaml").read_text())["version"])
 
 
 def _leaf_paths(values: Any, prefix: tuple[str, ...] = ()):
@@ -102,6 +121,8 @@ def helm_value_problems(chart_dir: str, values: dict[str, Any]) -> list[str]:
 
 def _path_problem(chart_dir: str, path: tuple[str, ...], value: Any) -> str | None:
     defaults, refs, subcharts = chart_schema(chart_dir)
+    if path and path[0] in ROUTERLIB_GUARDS and chart_dir.endswith("llm-d-router-gateway"):
+        return "an old GAIE inferencepool key: the chart's deprecation guard fails the install"
     if len(path) > 1 and path[0] in subcharts and _path_problem(f"{chart_dir}/charts/{path[0]}", path[1:], value) is None:
         return None  # a subchart's value, known to the subchart (the parent may also list it)
     for i in range(1, len(path)):

@@ -75,6 +75,19 @@ class SharedWeights:
 
 
 @dataclass(frozen=True)
+class GatewaySupport:
+    """How this cloud runs the inference gateway, for the routing layer (which never looks at the
+    cloud): the GatewayClasses, the `provider.name` the EPP and BBR charts take, where the
+    gateway's proxies connect to model pods from, and whether we must install the CRDs."""
+
+    provider: str  # "gke" (the managed gateway) or "istio"
+    internal_class: str  # GatewayClass of an internal load balancer
+    external_class: str  # GatewayClass of an internet-facing one
+    proxy_source_cidrs: tuple[str, ...]  # GKE: the proxy-only subnet; the model pods admit it
+    installs_crds: bool  # False where the cloud brings the Gateway API and InferencePool CRDs
+
+
+@dataclass(frozen=True)
 class ClusterContract:
     cloud: str
     name: str
@@ -107,6 +120,7 @@ class ClusterContract:
     # same labels and taints, so GPU DaemonSets tolerate them and models are placed on them.
     elastic_gpu_pools: tuple[GpuPoolPlacement, ...] = ()
     shared_weights: SharedWeights | None = None  # None when the stack turns it off
+    gateway: GatewaySupport | None = None  # None when the stack has no routing
 
     @property
     def all_gpu_pools(self) -> tuple[GpuPoolPlacement, ...]:

@@ -47,6 +47,11 @@ class GcpNetworkConfig(ConfigModel):
     subnetwork: GcpResourceName | None = Field(None, description="Existing subnet name, in the stack's region.")
     pods_range_name: GcpResourceName | None = Field(None, description="Existing subnet: its secondary range for pods.")
     services_range_name: GcpResourceName | None = Field(None, description="Existing subnet: its secondary range for Services.")
+    proxy_only_cidr: str | None = Field(
+        None,
+        description="With routing: the regional load balancers' proxy-only subnet, /23 recommended, /26 at least (e.g. 10.129.0.0/23). "
+        "A new VPC gets it; for an existing VPC give the range of its proxy-only subnet in the region. The models admit the gateway's proxies from it.",
+    )
 
     @property
     def is_existing(self) -> bool:
@@ -81,6 +86,21 @@ class GcpNetworkConfig(ConfigModel):
                     if net.overlaps(other_net):
                         problems.append(((to_camel(key),), f"overlaps {to_camel(other)} ({other_net})"))
                 networks[key] = net
+        if self.proxy_only_cidr is not None:
+            try:
+                proxy = ipaddress.IPv4Network(self.proxy_only_cidr)
+            except ValueError as exc:
+                problems.append((("proxyOnlyCidr",), f"not an IPv4 network: {exc}"))
+            else:
+                if not 16 <= proxy.prefixlen <= 26:
+                    problems.append((("proxyOnlyCidr",), f"prefix /{proxy.prefixlen} must be /16 to /26 (GCP's proxy-only subnet bounds; /23 recommended)"))
+                for key in ("subnet_cidr", "pods_cidr", "services_cidr"):
+                    value = getattr(self, key)
+                    try:
+                        if value is not None and proxy.overlaps(ipaddress.IPv4Network(value)):
+                            problems.append((("proxyOnlyCidr",), f"overlaps {to_camel(key)} ({value})"))
+                    except ValueError:
+                        pass  # reported at its own key
         raise_problems(problems)
         return self
 

@@ -37,6 +37,7 @@ from .errors import (
     raise_problems,
 )
 from .models import RESERVED_NAMESPACES, ModelConfig, ModelPolicy, tensor_parallel_fits
+from .routing import RoutingConfig
 from .planning import architecture_problem, fit_problem
 from .types import (
     DNS_LABEL,
@@ -380,6 +381,7 @@ class StackConfig(ConfigModel):
     addons: AddonsConfig = AddonsConfig()
     models: list[ModelConfig] = Field(default_factory=list, description="vLLM model services, one VllmModelService each.")
     model_policy: ModelPolicy = Field(ModelPolicy(), description="Stack-wide rules for model services.")
+    routing: RoutingConfig = Field(RoutingConfig(), description="One OpenAI endpoint for every model: Gateway API routing by model name.")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags on every cloud resource (labels on GCP).")
     prices: dict[InstanceTypeName, InstancePrice] = Field(
         default_factory=dict, description="Instance prices that override the dated price table in the cost estimate."
@@ -440,8 +442,43 @@ class StackConfig(ConfigModel):
             if kpool.name in managed_names:
                 problems.append(((*loc, "name"), f"{kpool.name!r} is also a gpuPools name; pool labels must be unique"))
         problems += self._model_problems()
+        problems += self._routing_problems()
         raise_problems(problems)
         return self
+
+    def _routing_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        served: dict[str, int] = {}
+        for i, model in enumerate(self.models):
+            if model.served_name in served:
+                key = "servedModelName" if model.served_model_name else "name"
+                problems.append((("models", i, key), f"served as {model.served_name!r}, like models[{served[model.served_name]}]: a request could not say which one it means"))
+            served.setdefault(model.served_name, i)
+        routing = self.routing
+        if not routing.enabled:
+            return problems
+        if self.cloud != "gcp":
+            problems.append(
+                (("routing", "enabled"), "routing runs on GKE for now (its managed inference gateway); on EKS and AKS the Istio gateway is not built yet")
+            )
+        if not self.models:
+            problems.append((("routing", "enabled"), "no models to route to"))
+        if self.cloud == "gcp" and self.gcp is not None and self.gcp.network.proxy_only_cidr is None:
+            problems.append(
+                (("gcp", "network", "proxyOnlyCidr"), "required with routing: GKE's regional gateway needs a proxy-only subnet, and the models admit its proxies from that range")
+            )
+        names = {m.name for m in self.models}
+        for i, name in enumerate(routing.models or []):
+            if name not in names:
+                problems.append((("routing", "models", i), f"no model named {name!r} (models: {', '.join(sorted(names)) or 'none'})"))
+        return problems
+
+    @property
+    def routed_models(self) -> list[ModelConfig]:
+        """The models the gateway routes to (none when routing is off)."""
+        if not self.routing.enabled:
+            return []
+        return [m for m in self.models if self.routing.models is None or m.name in self.routing.models]
 
     @property
     def zones(self) -> list[str]:

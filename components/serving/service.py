@@ -117,6 +117,8 @@ class VllmModelService(pulumi.ComponentResource):
         self._scaling_and_monitoring(namespace, deployment)
 
         self.namespace = ns
+        self.namespace_resource = namespace  # routing puts the model's endpoint picker beside it
+        self.deployment = deployment
         self.service_name = model.name
         self.endpoint = f"http://{model.name}.{ns}.svc.cluster.local/v1"
         self.register_outputs(

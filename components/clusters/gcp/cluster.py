@@ -42,7 +42,7 @@ from ...catalog.gpus import gcp_accelerator, gpu_instance
 from ...config.gcp import GcpConfig
 from ...config.stack import ClusterConfig, GpuPoolConfig, StackConfig, SystemPoolConfig
 from ...scheduling import GpuPoolPlacement, Taint, system_pool_labels
-from ..contract import ClusterContract, GcpClusterHooks, SharedWeights
+from ..contract import ClusterContract, GatewaySupport, GcpClusterHooks, SharedWeights
 from ..shared import exec_kubeconfig, gcp_labels, placement_of
 from .iam import node_service_account
 from .network import PODS_RANGE, SERVICES_RANGE, GcpVpc, GcpVpcArgs
@@ -98,6 +98,7 @@ class GkeGpuClusterArgs:
     pool_zones: dict[str, list[str]]  # GPU pool name -> its zones
     labels: dict[str, str]
     gcp_provider: pulumi.ProviderResource
+    routing: bool = False  # the Gateway API on, and a proxy-only subnet for its regional load balancers
 
 
 class GkeGpuCluster(pulumi.ComponentResource):
@@ -169,6 +170,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
             gpu_device_plugin_preinstalled=True,
             gpu_driver_host_path=GKE_DRIVER_HOST_PATH,
             kube_proxy_metrics=False,  # Dataplane V2 replaces kube-proxy
+            gateway=self._gateway(),
             gcp=GcpClusterHooks(
                 project=gcfg.project,
                 region=args.region,
@@ -187,6 +189,20 @@ class GkeGpuCluster(pulumi.ComponentResource):
             }
         )
 
+    def _gateway(self) -> GatewaySupport | None:
+        """GKE's managed inference gateway: regional Application Load Balancers (internal or
+        external), whose proxies reach the pods from the proxy-only subnet."""
+        proxy_only = self._args.gcp.network.proxy_only_cidr
+        if not self._args.routing or proxy_only is None:
+            return None
+        return GatewaySupport(
+            provider="gke",
+            internal_class="gke-l7-rilb",
+            external_class="gke-l7-regional-external-managed",
+            proxy_source_cidrs=(proxy_only,),
+            installs_crds=False,
+        )
+
     def _network(self, opts: pulumi.ResourceOptions) -> tuple[pulumi.Output[str], pulumi.Output[str], pulumi.Output[str]]:
         net, region, project = self._args.gcp.network, self._args.region, self._args.gcp.project
         if net.is_existing:
@@ -201,6 +217,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
                 subnet_cidr=net.subnet_cidr,
                 pods_cidr=net.pods_cidr,
                 services_cidr=net.services_cidr,
+                proxy_only_cidr=net.proxy_only_cidr if self._args.routing else None,
             ),
             opts=opts,
         )
@@ -253,6 +270,8 @@ class GkeGpuCluster(pulumi.ComponentResource):
                 gce_persistent_disk_csi_driver_config=gcp.container.ClusterAddonsConfigGcePersistentDiskCsiDriverConfigArgs(enabled=True),
             ),
             cluster_autoscaling=self._cluster_autoscaling(node_account),
+            # GKE's Gateway controller, with the Gateway API and InferencePool CRDs (GKE >= 1.34)
+            gateway_api_config=gcp.container.ClusterGatewayApiConfigArgs(channel="CHANNEL_STANDARD") if self._args.routing else None,
             resource_labels=self._args.labels,
             opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect, depends_on=grants),
         )
@@ -391,6 +410,7 @@ def build_gke_cluster(name: str, cfg: StackConfig, tags: dict[str, str]) -> Clus
             pool_zones={pool.name: cfg.pool_zones(pool) for pool in cfg.gpu_pools},
             labels=tags,
             gcp_provider=gcp_provider,
+            routing=cfg.routing.enabled,
         ),
         opts=gcp_opts,
     )

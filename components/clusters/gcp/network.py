@@ -29,6 +29,7 @@ class GcpVpcArgs:
     subnet_cidr: str
     pods_cidr: str
     services_cidr: str
+    proxy_only_cidr: str | None = None  # with routing: the regional gateway's proxy-only subnet
 
 
 class GcpVpc(pulumi.ComponentResource):
@@ -60,6 +61,18 @@ class GcpVpc(pulumi.ComponentResource):
             private_ip_google_access=True,
             opts=child,
         )
+        if args.proxy_only_cidr is not None:
+            # Regional Application Load Balancers (GKE's inference gateway) run their proxies here.
+            gcp.compute.Subnetwork(
+                f"{name}-proxy-only",
+                name=f"{args.cluster_name}-proxy-only",
+                network=network.id,
+                region=args.region,
+                ip_cidr_range=args.proxy_only_cidr,
+                purpose="REGIONAL_MANAGED_PROXY",
+                role="ACTIVE",
+                opts=child,
+            )
         router = gcp.compute.Router(
             f"{name}-router", name=f"{args.cluster_name}-nat", network=network.id, region=args.region, opts=child
         )

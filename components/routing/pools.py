@@ -1,0 +1,138 @@
+"""One routed model: its endpoint picker (EPP) and InferencePool from the llm-d-router-gateway
+chart, the HTTPRoute that sends the model's requests to the pool, a PodDisruptionBudget for the
+EPP when it has replicas to spare, and the NetworkPolicy that lets the gateway's proxies and the
+EPP reach the model's pods (and nothing else: the model's own policy still governs the rest).
+
+The route matches `X-Gateway-Model-Name`, which body-based routing copies from the request's
+`model`, against the model's served name. The model's Service is untouched, so in-cluster clients
+that call it directly keep working, and KEDA keeps scaling on the same vLLM signals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from ..clusters.contract import ClusterContract, GatewaySupport
+from ..config.models import ModelConfig
+from ..config.routing import RoutingConfig
+from ..releases import LLM_D_ROUTER_GATEWAY, pinned_release
+from ..serving.pod import VLLM_PORT
+from ..serving.service import pod_labels
+
+MODEL_HEADER = "X-Gateway-Model-Name"  # set by body-based routing from the request body's `model`
+EPP_IMAGE = {"registry": "ghcr.io/llm-d", "repository": "llm-d-router-endpoint-picker", "tag": "v0.10.0", "pullPolicy": "IfNotPresent"}
+ROUTING_COMPONENT = "inference-routing"  # app.kubernetes.io/component of the objects we write beside a model
+LABELS = {"app.kubernetes.io/part-of": "llm-platform", "app.kubernetes.io/component": ROUTING_COMPONENT}
+EPP_EXT_PROC_PORT = 9002  # the chart's default: the gateway calls the picker here
+# What the v0.10.0 EPP reads from each vLLM pod (pkg/epp/framework/plugins/datalayer/extractor/
+# metrics/factories.go, the vllm defaults): every name must be one vLLM 0.33.0 publishes.
+EPP_VLLM_METRICS = ("vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc", "vllm:lora_requests_info", "vllm:cache_config_info")
+
+
+def pool_name(model: ModelConfig) -> str:
+    """The release, the InferencePool and (with `-epp`) the picker's Deployment are named after it."""
+    return f"{model.name}-pool"
+
+
+def epp_pod_labels(model: ModelConfig) -> dict[str, str]:
+    """The chart's selector label of the EPP pods (routerlib `llm-d-router.selectorLabels`)."""
+    return {"llm-d-router-gateway": f"{pool_name(model)}-epp"}
+
+
+def _system_pool_affinity(cluster: ClusterContract) -> dict[str, Any]:
+    """The chart has no nodeSelector for the EPP: required node affinity to the system pool."""
+    expressions = [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(cluster.system_node_selector.items())]
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": expressions}]}}}
+
+
+def epp_values(model: ModelConfig, routing: RoutingConfig, cluster: ClusterContract, gateway: GatewaySupport) -> dict[str, Any]:
+    picker = routing.endpoint_picker
+    return {
+        "provider": {"name": gateway.provider},
+        "httpRoute": {"create": False},  # ours, typed, below
+        "router": {
+            "modelServers": {"type": "vllm", "protocol": "http", "matchLabels": pod_labels(model), "targetPorts": [{"number": VLLM_PORT}]},
+            "inferencePool": {"create": True, "failureMode": "FailOpen"},  # a picker outage degrades to plain balancing, not an outage
+            "epp": {
+                "replicas": picker.replicas,
+                "image": EPP_IMAGE,
+                "resources": {"requests": {"cpu": picker.cpu, "memory": picker.memory}, "limits": {"memory": picker.memory}},
+                "affinity": _system_pool_affinity(cluster),
+            },
+        },
+    }
+
+
+@dataclass(frozen=True)
+class ModelRouteArgs:
+    model: ModelConfig
+    routing: RoutingConfig
+    cluster: ClusterContract
+    gateway: GatewaySupport
+    gateway_name: str
+    gateway_namespace: str
+    model_namespace: k8s.core.v1.Namespace
+    depends_on: tuple[pulumi.Resource, ...]  # the Gateway, and the model's Deployment
+
+
+class ModelRoute(pulumi.ComponentResource):
+    def __init__(self, name: str, args: ModelRouteArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llm-platform:routing:ModelRoute", name, None, opts)
+        model, cluster = args.model, args.cluster
+        ns = model.namespace_name
+        child = pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[args.model_namespace])
+        release = pinned_release(
+            f"{name}-pool", pool_name(model), LLM_D_ROUTER_GATEWAY, ns, epp_values(model, args.routing, cluster, args.gateway),
+            cluster.provider, self, depends_on=[args.model_namespace, *args.depends_on],
+        )
+        timeout = args.routing.request_timeout
+        self.route = k8s.apiextensions.CustomResource(
+            f"{name}-route",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="HTTPRoute",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=model.name, namespace=ns, labels=LABELS),
+            spec={
+                "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": args.gateway_name, "namespace": args.gateway_namespace}],
+                **({"hostnames": [args.routing.hostname]} if args.routing.hostname else {}),
+                "rules": [
+                    {
+                        "matches": [{"path": {"type": "PathPrefix", "value": "/"}, "headers": [{"type": "Exact", "name": MODEL_HEADER, "value": model.served_name}]}],
+                        "backendRefs": [{"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": pool_name(model)}],
+                        # a whole generation, streamed: the default (15 s on some gateways) would cut it
+                        "timeouts": {"request": timeout},
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[release, *args.depends_on])),
+        )
+        if args.routing.endpoint_picker.replicas > 1:
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-epp-pdb",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{pool_name(model)}-epp", namespace=ns, labels=LABELS),
+                spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(min_available=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=epp_pod_labels(model))),
+                opts=child,
+            )
+        self._network_policy(name, args, child)
+        self.release = release
+        self.register_outputs({"pool": pool_name(model), "servedModelName": model.served_name})
+
+    def _network_policy(self, name: str, args: ModelRouteArgs, opts: pulumi.ResourceOptions) -> None:
+        """NetworkPolicies add up: this one admits, on the API port only, the gateway's proxies
+        (from the cloud's proxy ranges) and the model's own EPP (it reads /metrics)."""
+        model = args.model
+        peers = [k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr)) for cidr in args.gateway.proxy_source_cidrs]
+        peers.append(k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=epp_pod_labels(model))))
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-policy",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{model.name}-from-gateway", namespace=model.namespace_name, labels=LABELS),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=pod_labels(model)),
+                policy_types=["Ingress"],
+                ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=peers, ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=VLLM_PORT, protocol="TCP")])],
+            ),
+            opts=opts,
+        )

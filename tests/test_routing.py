@@ -1,0 +1,193 @@
+"""Routing by model name (prod-gke routes both models through GKE's inference gateway): the
+Gateway, the routes and the endpoint pickers against the pinned CRDs, charts and vLLM metrics,
+and the config errors routing adds."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from upstream import crd_validation_errors, require_upstream
+
+from conftest import PROJECT_DIR, load_stack_file, program_run, stack_from
+from components.config.stack import ConfigError
+from components.routing.gateway import GATEWAY_NAME, NAMESPACE
+from components.routing.pools import EPP_VLLM_METRICS, MODEL_HEADER, epp_pod_labels, pool_name
+from components.serving.pod import VLLM_PORT
+from components.serving.service import pod_labels
+from stacks.offline import run_program
+
+STACK = "prod-gke"
+GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+@pytest.fixture(scope="module", params=["preview", "update"])
+def run(request):
+    return program_run(STACK, request.param)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_stack_file(STACK).validate()
+
+
+def _releases(run) -> dict[str, dict[str, Any]]:
+    return {r.inputs["name"]: r.inputs for r in run.of_type(RELEASE)}
+
+
+def test_routing_objects_validate_against_the_pinned_crds(run):
+    objects = [r.inputs for r in run.resources if r.type in (GATEWAY, ROUTE)]
+    assert len(objects) == 3
+    problems = [p for obj in objects for p in crd_validation_errors({k: v for k, v in obj.items() if k != "status"})]
+    assert problems == []
+
+
+def test_the_gateway_is_internal_and_admits_routes_only_from_model_namespaces(run, cfg):
+    (gateway,) = [r.inputs for r in run.of_type(GATEWAY)]
+    assert gateway["metadata"] == {**gateway["metadata"], "name": GATEWAY_NAME, "namespace": NAMESPACE}
+    assert gateway["spec"]["gatewayClassName"] == "gke-l7-rilb"
+    (listener,) = gateway["spec"]["listeners"]
+    assert listener["protocol"] == "HTTP" and listener["port"] == 80
+    (expression,) = listener["allowedRoutes"]["namespaces"]["selector"]["matchExpressions"]
+    assert expression["values"] == sorted({m.namespace_name for m in cfg.routed_models})
+
+
+def test_each_route_matches_its_served_name_and_sends_to_its_own_pool(run, cfg):
+    routes = {r.inputs["metadata"]["namespace"]: r.inputs for r in run.of_type(ROUTE)}
+    for model in cfg.routed_models:
+        route = routes[model.namespace_name]
+        assert route["spec"]["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME, "namespace": NAMESPACE}]
+        (rule,) = route["spec"]["rules"]
+        (match,) = rule["matches"]
+        assert match["headers"] == [{"type": "Exact", "name": MODEL_HEADER, "value": model.served_name}]
+        assert rule["backendRefs"] == [{"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": pool_name(model)}]
+        assert rule["timeouts"]["request"] == cfg.routing.request_timeout
+
+
+def test_each_pool_selects_exactly_its_models_pods(run, cfg):
+    releases = _releases(run)
+    deployments = {r.inputs["metadata"]["namespace"]: r.inputs for r in run.of_type("kubernetes:apps/v1:Deployment") if r.inputs["metadata"]["name"] in {m.name for m in cfg.models}}
+    for model in cfg.routed_models:
+        values = releases[pool_name(model)]["values"]
+        assert releases[pool_name(model)]["namespace"] == model.namespace_name
+        servers = values["router"]["modelServers"]
+        assert servers["matchLabels"] == pod_labels(model) == deployments[model.namespace_name]["spec"]["selector"]["matchLabels"]
+        assert servers["targetPorts"] == [{"number": VLLM_PORT}]
+        others = [m for m in cfg.models if m.name != model.name and m.namespace_name == model.namespace_name]
+        assert all(pod_labels(o) != servers["matchLabels"] for o in others)
+        epp = values["router"]["epp"]
+        assert epp["replicas"] == cfg.routing.endpoint_picker.replicas == 2  # prod: HA
+        assert epp["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}  # not the chart's 8 CPU / 8 GiB
+        assert epp["image"]["tag"] == "v0.10.0"  # the tag at the chart's tree says `main`
+        assert values["provider"]["name"] == "gke" and values["httpRoute"]["create"] is False
+
+
+def test_prod_pickers_have_a_disruption_budget(run, cfg):
+    budgets = {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type("kubernetes:policy/v1:PodDisruptionBudget")}
+    for model in cfg.routed_models:
+        pdb = budgets[f"{pool_name(model)}-epp"]
+        assert pdb["spec"]["minAvailable"] == 1 and pdb["spec"]["selector"]["matchLabels"] == epp_pod_labels(model)
+
+
+def test_the_gateway_and_the_picker_reach_the_pods_and_nothing_more(run, cfg):
+    policies = {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    for model in cfg.routed_models:
+        spec = policies[f"{model.name}-from-gateway"]["spec"]
+        assert spec["podSelector"]["matchLabels"] == pod_labels(model)
+        (rule,) = spec["ingress"]
+        assert rule["ports"] == [{"port": VLLM_PORT, "protocol": "TCP"}]
+        assert {"ipBlock": {"cidr": cfg.gcp.network.proxy_only_cidr}} in rule["from"]
+        assert {"podSelector": {"matchLabels": epp_pod_labels(model)}} in rule["from"]
+        assert len(rule["from"]) == 2
+
+
+def test_bbr_attaches_to_our_gateway(run):
+    values = _releases(run)["body-based-routing"]["values"]
+    assert values["inferenceGateway"]["name"] == GATEWAY_NAME and values["provider"]["name"] == "gke"
+    assert _releases(run)["body-based-routing"]["namespace"] == NAMESPACE
+
+
+def test_the_picker_reads_only_metrics_vllm_publishes():
+    published = set((require_upstream() / "vllm/vllm-metrics.txt").read_text().split())
+    assert set(EPP_VLLM_METRICS) - published == set()
+
+
+def test_gke_turns_on_the_gateway_api_and_a_proxy_only_subnet(run, cfg):
+    (cluster,) = run.of_type("gcp:container/cluster:Cluster")
+    assert cluster.inputs["gatewayApiConfig"] == {"channel": "CHANNEL_STANDARD"}
+    (proxy,) = [s.inputs for s in run.of_type("gcp:compute/subnetwork:Subnetwork") if s.inputs.get("purpose")]
+    assert proxy["purpose"] == "REGIONAL_MANAGED_PROXY" and proxy["role"] == "ACTIVE" and proxy["ipCidrRange"] == cfg.gcp.network.proxy_only_cidr
+
+
+def test_the_models_output_says_which_are_routed_and_the_stack_the_url(run, cfg):
+    assert "gatewayUrl" in run.outputs
+    routed = {m.name for m in cfg.routed_models}
+    assert {m["name"]: m["routed"] for m in run.outputs["models"]} == {m.name: m.name in routed for m in cfg.models}
+    assert all(m["predicted"]["kvCacheTokens"] > 0 for m in run.outputs["models"])  # still known at preview
+
+
+def test_preview_registers_everything_update_does():
+    kinds = lambda r: sorted(x.urn for x in r.resources if ":routing:" in x.urn)  # noqa: E731
+    assert kinds(program_run(STACK, "preview")) == kinds(program_run(STACK, "update"))
+    assert len(kinds(program_run(STACK, "preview"))) >= 13
+
+
+def test_stacks_without_routing_have_none():
+    for stack in ("dev", "dev-gke", "prod"):
+        assert not [r for r in program_run(stack, "preview").resources if ":routing:" in r.urn]
+
+
+# --- config errors ------------------------------------------------------------------------------------
+
+
+def _values(stack: str) -> dict[str, Any]:
+    return copy.deepcopy(load_stack_file(stack).values)
+
+
+def _problems(values: dict[str, Any], stack: str) -> list[tuple[str, str]]:
+    run = run_program(stack_from(values, stack), preview=True)
+    assert isinstance(run.error, ConfigError), run.error
+    assert [r.type for r in run.resources] == ["pulumi:pulumi:Stack"]
+    return run.error.problems
+
+
+def test_routing_on_eks_is_refused_at_preview_for_now():
+    values = _values("dev")
+    values["llm-platform:routing"] = {"enabled": True}
+    keys = [k for k, _ in _problems(values, "dev")]
+    assert keys == ["llm-platform:routing.enabled"]
+
+
+def test_a_route_for_a_model_that_does_not_exist():
+    values = _values(STACK)
+    values["llm-platform:routing"]["models"] = ["qwen3-8b", "qwen3-70b"]
+    (problem,) = _problems(values, STACK)
+    assert problem[0] == "llm-platform:routing.models[1]" and "qwen3-70b" in problem[1]
+
+
+def test_two_models_served_under_one_name():
+    values = _values(STACK)
+    values["llm-platform:models"][1]["servedModelName"] = values["llm-platform:models"][0].get("servedModelName", values["llm-platform:models"][0]["name"])
+    (problem,) = _problems(values, STACK)
+    assert problem[0] == "llm-platform:models[1].servedModelName" and "models[0]" in problem[1]
+
+
+def test_gke_routing_needs_the_proxy_only_range():
+    values = _values(STACK)
+    del values["llm-platform:gcp"]["network"]["proxyOnlyCidr"]
+    (problem,) = _problems(values, STACK)
+    assert problem[0] == "llm-platform:gcp.network.proxyOnlyCidr"
+
+
+def test_proxy_only_range_must_not_overlap_the_nodes():
+    values = _values(STACK)
+    values["llm-platform:gcp"]["network"]["proxyOnlyCidr"] = values["llm-platform:gcp"]["network"]["subnetCidr"].replace("/20", "/23")
+    (problem,) = _problems(values, STACK)
+    assert problem[0] == "llm-platform:gcp.network.proxyOnlyCidr" and "overlaps" in problem[1]
+
+
+def test_the_project_dir_is_the_one_under_test():
+    assert (PROJECT_DIR / f"Pulumi.{STACK}.yaml").is_file()
