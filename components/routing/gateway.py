@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from ..clusters.contract import ClusterContract, GatewaySupport
 from ..config.routing import RoutingConfig
