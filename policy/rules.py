@@ -21,7 +21,7 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TAINT = ("nvidia.com/gpu", "present", "NoSchedule")
 NODE_ROLE_LABEL = "llm-platform.io/node-role"
 CAPACITY_LABEL = "llm-platform.io/capacity-type"
-PUBLIC_ALLOW_LABEL = "llm-platform.io/public"  # "true" on a Service or Ingress meant for the internet
+PUBLIC_ALLOW_LABEL = "llm-platform.io/public"  # "true" on a Service, Ingress or Gateway meant for the internet
 VLLM_APP = "vllm"
 PROD_MIN_REPLICAS = 2
 UNKNOWN = ("<computed>", "04da6b54-80e4-46f7-96ec-b56ff0331ba9")  # the offline plan's, the engine's
@@ -204,6 +204,10 @@ def no_public_endpoint_without_allow_label(resource: Resource) -> list[str]:
     if resource.type == "kubernetes:networking.k8s.io/v1:Ingress":
         scheme = (_get(resource.props, "metadata", "annotations") or {}).get("alb.ingress.kubernetes.io/scheme")
         return [f"an internet-facing Ingress without the {PUBLIC_ALLOW_LABEL}=true label"] if scheme == "internet-facing" else []
+    if resource.type == "kubernetes:gateway.networking.k8s.io/v1:Gateway":
+        # GKE's external classes (gke-l7-global-external-managed, gke-l7-regional-external-managed, …)
+        gateway_class = str(_get(resource.props, "spec", "gatewayClassName") or "")
+        return [f"an internet-facing Gateway ({gateway_class}) without the {PUBLIC_ALLOW_LABEL}=true label"] if "external" in gateway_class else []
     return []
 
 

@@ -104,6 +104,12 @@ def test_public_endpoints_need_the_allow_label():
     assert rules.no_public_endpoint_without_allow_label(allowed) == []
     ingress = Resource("kubernetes:networking.k8s.io/v1:Ingress", {"metadata": {"annotations": {"alb.ingress.kubernetes.io/scheme": "internet-facing"}}}, "urn:i", "i")
     assert rules.no_public_endpoint_without_allow_label(ingress)
+    gateway = next(r for r in plan_resources(_plan("prod-gke")) if r.type == "kubernetes:gateway.networking.k8s.io/v1:Gateway")
+    assert rules.no_public_endpoint_without_allow_label(gateway) == []  # internal: gke-l7-rilb
+    external = _with(gateway, lambda p: p["spec"].update(gatewayClassName="gke-l7-regional-external-managed"))
+    assert "internet-facing Gateway" in rules.no_public_endpoint_without_allow_label(external)[0]
+    stated = _with(external, lambda p: p["metadata"]["labels"].update({rules.PUBLIC_ALLOW_LABEL: "true"}))
+    assert rules.no_public_endpoint_without_allow_label(stated) == []
 
 
 def test_no_plaintext_credentials_in_env_or_helm_values():

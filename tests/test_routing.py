@@ -55,6 +55,15 @@ def test_the_gateway_is_internal_and_admits_routes_only_from_model_namespaces(ru
     assert expression["values"] == sorted({m.namespace_name for m in cfg.routed_models})
 
 
+def test_an_external_gateway_says_so_with_the_policy_label():
+    from components.config.routing import RoutingConfig
+    from components.routing.gateway import gateway_labels
+    from policy.rules import PUBLIC_ALLOW_LABEL
+
+    assert PUBLIC_ALLOW_LABEL not in gateway_labels(RoutingConfig(enabled=True))
+    assert gateway_labels(RoutingConfig(enabled=True, external=True))[PUBLIC_ALLOW_LABEL] == "true"
+
+
 def test_each_route_matches_its_served_name_and_sends_to_its_own_pool(run, cfg):
     routes = {r.inputs["metadata"]["namespace"]: r.inputs for r in run.of_type(ROUTE)}
     for model in cfg.routed_models:

@@ -43,6 +43,15 @@ def listener(routing: RoutingConfig, model_namespaces: list[str]) -> dict[str, A
     return spec
 
 
+def gateway_labels(routing: RoutingConfig) -> dict[str, str]:
+    """`routing.external` is the stack's explicit yes to an internet-facing endpoint: the label the
+    policy pack's no-public-endpoint rule looks for."""
+    labels = {"app.kubernetes.io/part-of": "llm-platform"}
+    if routing.external:
+        labels["llm-platform.io/public"] = "true"
+    return labels
+
+
 def bbr_values(routing: RoutingConfig, gateway: GatewaySupport) -> dict[str, Any]:
     return {
         "bbr": {"replicas": routing.endpoint_picker.replicas, "image": {"pullPolicy": "IfNotPresent"}},
@@ -81,7 +90,7 @@ class InferenceGateway(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[namespace, *cluster.ready])
         self.gateway = GatewayObject(
             f"{name}-gateway",
-            {"name": GATEWAY_NAME, "namespace": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "llm-platform"}},
+            {"name": GATEWAY_NAME, "namespace": NAMESPACE, "labels": gateway_labels(routing)},
             {"gatewayClassName": support.external_class if routing.external else support.internal_class, "listeners": [listener(routing, args.model_namespaces)]},
             child,
         )
