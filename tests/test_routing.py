@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from upstream import crd_validation_errors, require_upstream
 
-from conftest import PROJECT_DIR, load_stack_file, program_run, stack_from
+from conftest import load_stack_file, program_run, stack_from
 from components.config.stack import ConfigError
 from components.routing.gateway import GATEWAY_NAME, NAMESPACE
 from components.routing.pools import EPP_VLLM_METRICS, MODEL_HEADER, epp_pod_labels, pool_name
@@ -196,7 +196,3 @@ def test_proxy_only_range_must_not_overlap_the_nodes():
     values["llm-platform:gcp"]["network"]["proxyOnlyCidr"] = values["llm-platform:gcp"]["network"]["subnetCidr"].replace("/20", "/23")
     (problem,) = _problems(values, STACK)
     assert problem[0] == "llm-platform:gcp.network.proxyOnlyCidr" and "overlaps" in problem[1]
-
-
-def test_the_project_dir_is_the_one_under_test():
-    assert (PROJECT_DIR / f"Pulumi.{STACK}.yaml").is_file()
