@@ -61,7 +61,13 @@ BODY_BASED_ROUTING = PinnedChart(
 )
 # The EPP and its InferencePool, one release per model (llm-d took the chart over from GAIE).
 LLM_D_ROUTER_GATEWAY = PinnedChart("oci://ghcr.io/llm-d/charts/llm-d-router-gateway", "v0.10.0", None, "routing/charts/llm-d-router-gateway")
-ROUTING_CHARTS = (BODY_BASED_ROUTING, LLM_D_ROUTER_GATEWAY)
+# The in-cluster gateway where the cloud has no managed one (EKS, AKS): Istio's CRDs and webhook
+# (`base`), then its control plane, which deploys one Envoy proxy Deployment per Gateway.
+ISTIO_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
+ISTIO_VERSION = "1.30.3"
+ISTIO_BASE = PinnedChart("base", ISTIO_VERSION, ISTIO_REPOSITORY, "routing/charts/istio/base")
+ISTIOD = PinnedChart("istiod", ISTIO_VERSION, ISTIO_REPOSITORY, "routing/charts/istio/istiod")
+ROUTING_CHARTS = (BODY_BASED_ROUTING, LLM_D_ROUTER_GATEWAY, ISTIO_BASE, ISTIOD)
 
 ALL_CHARTS = (GPU_OPERATOR, DCGM_EXPORTER, KEDA, KARPENTER, KUBE_PROMETHEUS_STACK, PROMETHEUS_ADAPTER, AWS_EFS_CSI_DRIVER)
 

@@ -1,6 +1,7 @@
-"""Routing by model name (prod-gke routes both models through GKE's inference gateway): the
-Gateway, the routes and the endpoint pickers against the pinned CRDs, charts and vLLM metrics,
-and the config errors routing adds."""
+"""Routing by model name on every cloud (each prod stack routes both models: GKE through its managed
+inference gateway, EKS and AKS through our Istio): the Gateway, the routes and the endpoint
+pickers against the pinned CRDs, charts and vLLM metrics, and the config errors routing adds.
+What only the in-cluster gateway has (Istio, the CRDs we install) is in test_routing_istio.py."""
 
 from __future__ import annotations
 
@@ -19,28 +20,40 @@ from components.serving.service import pod_labels
 from stacks.offline import run_program
 
 STACK = "prod-gke"
+ROUTED_STACKS = ("prod", "prod-gke", "prod-aks")
 GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
 ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 RELEASE = "kubernetes:helm.sh/v3:Release"
+POOL_OBJECTIVE = "kubernetes:llm-d.ai/v1alpha2:InferenceObjective"
 
 
-@pytest.fixture(scope="module", params=["preview", "update"])
-def run(request):
-    return program_run(STACK, request.param)
+@pytest.fixture(scope="module", params=[(s, m) for s in ROUTED_STACKS for m in ("preview", "update")], ids=lambda p: f"{p[0]}-{p[1]}")
+def stack_mode(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def cfg():
-    return load_stack_file(STACK).validate()
+def run(stack_mode):
+    result = program_run(*stack_mode)
+    assert result.error is None, result.error
+    return result
+
+
+@pytest.fixture(scope="module")
+def cfg(stack_mode):
+    return load_stack_file(stack_mode[0]).validate()
+
+
+GKE_ONLY = pytest.mark.parametrize("stack_mode", [(STACK, m) for m in ("preview", "update")], indirect=True, ids=lambda p: f"{p[0]}-{p[1]}")
 
 
 def _releases(run) -> dict[str, dict[str, Any]]:
     return {r.inputs["name"]: r.inputs for r in run.of_type(RELEASE)}
 
 
-def test_routing_objects_validate_against_the_pinned_crds(run):
-    objects = [r.inputs for r in run.resources if r.type in (GATEWAY, ROUTE)]
-    assert len(objects) == 3
+def test_routing_objects_validate_against_the_pinned_crds(run, cfg):
+    objects = [r.inputs for r in run.resources if r.type in (GATEWAY, ROUTE, POOL_OBJECTIVE)]
+    assert len(objects) == 1 + len(cfg.routed_models) + 1  # the gateway, a route per model, the not-found route
     problems = [p for obj in objects for p in crd_validation_errors({k: v for k, v in obj.items() if k != "status"})]
     assert problems == []
 
@@ -48,11 +61,11 @@ def test_routing_objects_validate_against_the_pinned_crds(run):
 def test_the_gateway_is_internal_and_admits_routes_only_from_model_namespaces(run, cfg):
     (gateway,) = [r.inputs for r in run.of_type(GATEWAY)]
     assert gateway["metadata"] == {**gateway["metadata"], "name": GATEWAY_NAME, "namespace": NAMESPACE}
-    assert gateway["spec"]["gatewayClassName"] == "gke-l7-rilb"
+    assert gateway["spec"]["gatewayClassName"] == {"gcp": "gke-l7-rilb", "aws": "istio", "azure": "istio"}[cfg.cloud]
     (listener,) = gateway["spec"]["listeners"]
     assert listener["protocol"] == "HTTP" and listener["port"] == 80
     (expression,) = listener["allowedRoutes"]["namespaces"]["selector"]["matchExpressions"]
-    assert expression["values"] == sorted({m.namespace_name for m in cfg.routed_models})
+    assert expression["values"] == sorted({m.namespace_name for m in cfg.routed_models} | {NAMESPACE})  # and the not-found route
 
 
 def test_an_external_gateway_says_so_with_the_policy_label():
@@ -73,7 +86,8 @@ def test_each_route_matches_its_served_name_and_sends_to_its_own_pool(run, cfg):
         (match,) = rule["matches"]
         assert match["headers"] == [{"type": "Exact", "name": MODEL_HEADER, "value": model.served_name}]
         assert rule["backendRefs"] == [{"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": pool_name(model)}]
-        assert rule["timeouts"]["request"] == cfg.routing.request_timeout
+        # GKE's load balancer ends a request at the picker chart's 300 s; elsewhere generations get 15 minutes
+        assert rule["timeouts"]["request"] == ("300s" if cfg.cloud == "gcp" else "900s")
 
 
 def test_each_pool_selects_exactly_its_models_pods(run, cfg):
@@ -91,7 +105,7 @@ def test_each_pool_selects_exactly_its_models_pods(run, cfg):
         assert epp["replicas"] == cfg.routing.endpoint_picker.replicas == 2  # prod: HA
         assert epp["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}  # not the chart's 8 CPU / 8 GiB
         assert epp["image"]["tag"] == "v0.10.0"  # the tag at the chart's tree says `main`
-        assert values["provider"]["name"] == "gke" and values["httpRoute"]["create"] is False
+        assert values["provider"]["name"] == ("gke" if cfg.cloud == "gcp" else "istio") and values["httpRoute"]["create"] is False
 
 
 def test_prod_pickers_have_a_disruption_budget(run, cfg):
@@ -108,14 +122,19 @@ def test_the_gateway_and_the_picker_reach_the_pods_and_nothing_more(run, cfg):
         assert spec["podSelector"]["matchLabels"] == pod_labels(model)
         (rule,) = spec["ingress"]
         assert rule["ports"] == [{"port": VLLM_PORT, "protocol": "TCP"}]
-        assert {"ipBlock": {"cidr": cfg.gcp.network.proxy_only_cidr}} in rule["from"]
-        assert {"podSelector": {"matchLabels": epp_pod_labels(model)}} in rule["from"]
-        assert len(rule["from"]) == 2
+        if cfg.cloud == "gcp":  # the managed load balancer's proxies, from the proxy-only subnet
+            proxies = {"ipBlock": {"cidr": cfg.gcp.network.proxy_only_cidr}}
+        else:  # the Istio proxies istiod deploys for our Gateway
+            proxies = {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}},
+                "podSelector": {"matchLabels": {"gateway.networking.k8s.io/gateway-name": GATEWAY_NAME}},
+            }
+        assert rule["from"] == [proxies, {"podSelector": {"matchLabels": epp_pod_labels(model)}}]
 
 
-def test_bbr_attaches_to_our_gateway(run):
+def test_bbr_attaches_to_our_gateway(run, cfg):
     values = _releases(run)["body-based-routing"]["values"]
-    assert values["inferenceGateway"]["name"] == GATEWAY_NAME and values["provider"]["name"] == "gke"
+    assert values["inferenceGateway"]["name"] == GATEWAY_NAME and values["provider"]["name"] == ("gke" if cfg.cloud == "gcp" else "istio")
     assert _releases(run)["body-based-routing"]["namespace"] == NAMESPACE
 
 
@@ -124,6 +143,7 @@ def test_the_picker_reads_only_metrics_vllm_publishes():
     assert set(EPP_VLLM_METRICS) - published == set()
 
 
+@GKE_ONLY
 def test_gke_turns_on_the_gateway_api_and_a_proxy_only_subnet(run, cfg):
     (cluster,) = run.of_type("gcp:container/cluster:Cluster")
     assert cluster.inputs["gatewayApiConfig"] == {"channel": "CHANNEL_STANDARD"}
@@ -138,14 +158,15 @@ def test_the_models_output_says_which_are_routed_and_the_stack_the_url(run, cfg)
     assert all(m["predicted"]["kvCacheTokens"] > 0 for m in run.outputs["models"])  # still known at preview
 
 
-def test_preview_registers_everything_update_does():
+@pytest.mark.parametrize("stack", ROUTED_STACKS)
+def test_preview_registers_everything_update_does(stack):
     kinds = lambda r: sorted(x.urn for x in r.resources if ":routing:" in x.urn)  # noqa: E731
-    assert kinds(program_run(STACK, "preview")) == kinds(program_run(STACK, "update"))
-    assert len(kinds(program_run(STACK, "preview"))) >= 13
+    assert kinds(program_run(stack, "preview")) == kinds(program_run(stack, "update"))
+    assert len(kinds(program_run(stack, "preview"))) >= 20
 
 
 def test_stacks_without_routing_have_none():
-    for stack in ("dev", "dev-gke", "prod"):
+    for stack in ("dev", "dev-gke", "dev-aks"):
         assert not [r for r in program_run(stack, "preview").resources if ":routing:" in r.urn]
 
 
@@ -163,11 +184,25 @@ def _problems(values: dict[str, Any], stack: str) -> list[tuple[str, str]]:
     return run.error.problems
 
 
-def test_routing_on_eks_is_refused_at_preview_for_now():
+def test_gke_refuses_a_longer_request_timeout_than_its_load_balancer_keeps():
+    values = _values(STACK)
+    values["llm-platform:routing"]["requestTimeout"] = "15m"
+    (problem,) = _problems(values, STACK)
+    assert problem[0] == "llm-platform:routing.requestTimeout" and "300s" in problem[1]
+
+
+def test_gke_has_no_proxies_to_size():
+    values = _values(STACK)
+    values["llm-platform:routing"]["proxy"] = {"replicas": 3}
+    (problem,) = _problems(values, STACK)
+    assert problem[0] == "llm-platform:routing.proxy"
+
+
+def test_a_priority_needs_the_model_routed():
     values = _values("dev")
-    values["llm-platform:routing"] = {"enabled": True}
-    keys = [k for k, _ in _problems(values, "dev")]
-    assert keys == ["llm-platform:routing.enabled"]
+    values["llm-platform:models"][0]["priority"] = -1
+    (problem,) = _problems(values, "dev")
+    assert problem[0] == "llm-platform:models[0].priority" and "routing is off" in problem[1]
 
 
 def test_a_route_for_a_model_that_does_not_exist():

@@ -67,8 +67,15 @@ def chart_schema(chart_dir: str) -> tuple[dict[tuple[str, ...], Any], frozenset[
     """(every node path of values.yaml -> default, template-referenced paths, subchart names)."""
     base = _chart_dir(chart_dir)
     defaults: dict[tuple[str, ...], Any] = {}
-    _walk(yaml.safe_load((base / "values.yaml").read_text()) or {}, (), defaults)
+    values = yaml.safe_load((base / "values.yaml").read_text()) or {}
+    if base.parent.name == "istio":
+        # SOURCES.md, routing caveats: Istio's defaults sit under `_internal_defaults_do_not_set`
+        # and users set the same keys at the top level; the three guard keys are never ours to set.
+        values = {**values.pop(ISTIO_INTERNAL_DEFAULTS, {}), **values}
+    _walk(values, (), defaults)
     refs = _refs(base)
+    if base.parent.name == "istio":
+        refs = refs - {(k,) for k in ISTIO_GUARDS}
     if base.name == "llm-d-router-gateway":
         # SOURCES.md, routing caveats: routerlib is a library chart aliased `router`; its templates
         # run in the parent's context (their refs are parent paths already), and its four
@@ -80,6 +87,8 @@ def chart_schema(chart_dir: str) -> tuple[dict[tuple[str, ...], Any], frozenset[
     return defaults, refs, subcharts
 
 
+ISTIO_INTERNAL_DEFAULTS = "_internal_defaults_do_not_set"
+ISTIO_GUARDS = (ISTIO_INTERNAL_DEFAULTS, "_original", "defaults")
 ROUTERLIB_GUARDS = ("inferenceExtension", "inferencePool", "experimentalHttpRoute", "inferenceObjectives")
 
 
@@ -123,6 +132,8 @@ def _path_problem(chart_dir: str, path: tuple[str, ...], value: Any) -> str | No
     defaults, refs, subcharts = chart_schema(chart_dir)
     if path and path[0] in ROUTERLIB_GUARDS and chart_dir.endswith("llm-d-router-gateway"):
         return "an old GAIE inferencepool key: the chart's deprecation guard fails the install"
+    if path and path[0] in ISTIO_GUARDS and "/istio/" in chart_dir:
+        return "Istio's internal defaults key: set the value at the top level (`defaults` makes the chart fail)"
     if len(path) > 1 and path[0] in subcharts and _path_problem(f"{chart_dir}/charts/{path[0]}", path[1:], value) is None:
         return None  # a subchart's value, known to the subchart (the parent may also list it)
     for i in range(1, len(path)):

@@ -9,7 +9,8 @@ hooks (IAM for AWS controllers, say) hang off `aws`/`gcp`/`azure`, and exactly o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -78,13 +79,29 @@ class SharedWeights:
 class GatewaySupport:
     """How this cloud runs the inference gateway, for the routing layer (which never looks at the
     cloud): the GatewayClasses, the `provider.name` the EPP and BBR charts take, where the
-    gateway's proxies connect to model pods from, and whether we must install the CRDs."""
+    gateway's proxies connect to model pods from, whether we must install the CRDs, and what the
+    cloud's load balancer needs written on the proxies' Service."""
 
-    provider: str  # "gke" (the managed gateway) or "istio"
+    provider: str  # "gke" (the managed gateway) or "istio" (ours, in the cluster)
     internal_class: str  # GatewayClass of an internal load balancer
     external_class: str  # GatewayClass of an internet-facing one
-    proxy_source_cidrs: tuple[str, ...]  # GKE: the proxy-only subnet; the model pods admit it
     installs_crds: bool  # False where the cloud brings the Gateway API and InferencePool CRDs
+    proxy_source_cidrs: tuple[str, ...] = ()  # GKE: the proxy-only subnet; the model pods admit it
+    # Istio: the proxies are pods in the gateway's namespace, which we size, place and spread, and
+    # whose LoadBalancer Service carries the annotations below.
+    in_cluster_proxies: bool = False
+    internal_lb_annotations: Mapping[str, str] = field(default_factory=dict)
+    external_lb_annotations: Mapping[str, str] = field(default_factory=dict)
+    # Per listener port; `{port}` is replaced (AKS's health-probe annotations are keyed by port).
+    lb_port_annotations: Mapping[str, str] = field(default_factory=dict)
+    max_request_seconds: int | None = None  # a cap the cloud's load balancer puts on one request
+    # GKE health-checks a Service backend with `GET /` unless a HealthCheckPolicy says otherwise
+    backend_health_check_policy: bool = False
+
+    def service_annotations(self, external: bool, port: int) -> dict[str, str]:
+        scheme = self.external_lb_annotations if external else self.internal_lb_annotations
+        per_port = {key.format(port=port): value for key, value in self.lb_port_annotations.items()}
+        return {**scheme, **per_port}
 
 
 @dataclass(frozen=True)

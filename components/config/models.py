@@ -203,6 +203,13 @@ class ModelConfig(ConfigModel):
     )
     download_timeout: GoDuration = Field("3h", description="Longest the weight download Job may run.")
     access: AccessConfig = Field(AccessConfig(), description="Namespaces and ingress allowed to call the model.")
+    priority: int | None = Field(
+        None,
+        ge=-100,
+        le=100,
+        description="Its requests' priority at the gateway (an InferenceObjective): below 0 they are sheddable, "
+        "refused with 429 while every replica is saturated instead of queueing. Needs routing.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:

@@ -27,6 +27,29 @@ class EndpointPickerConfig(ConfigModel):
     memory: MemoryQuantity = Field("1Gi", description="Memory request (and limit) of each EPP replica.")
 
 
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 900
+# On GKE the llm-d-router-gateway chart (v0.10.0 `templates/gke.yaml`) writes the pool's
+# GCPBackendPolicy with `timeoutSec: 300`, fixed: the load balancer ends any longer request there,
+# whatever the HTTPRoute says.
+GKE_POOL_TIMEOUT_SECONDS = 300
+
+
+class GatewayProxyConfig(ConfigModel):
+    """The in-cluster gateway's Envoy proxies (Istio, on EKS and AKS; GKE's gateway is managed and
+    has none). They only relay streams, so a quarter core each carries a lot of tokens."""
+
+    replicas: int = Field(1, ge=1, le=20, description="Proxy replicas, spread across zones; 2 or more in prod (a PodDisruptionBudget, and 2 istiod).")
+    max_replicas: int | None = Field(None, ge=1, le=50, description="With a value above `replicas`, a HorizontalPodAutoscaler on CPU between the two.")
+    cpu: CpuQuantity = Field("250m", description="CPU request of each proxy.")
+    memory: MemoryQuantity = Field("256Mi", description="Memory request (and limit) of each proxy.")
+
+    @model_validator(mode="after")
+    def _check(self) -> GatewayProxyConfig:
+        if self.max_replicas is not None and self.max_replicas < self.replicas:
+            raise_problems([(("maxReplicas",), f"{self.max_replicas} is below replicas ({self.replicas})")])
+        return self
+
+
 class RoutingConfig(ConfigModel):
     enabled: bool = Field(False, description="One Gateway routes OpenAI requests to the model their body names.")
     port: int = Field(80, ge=1, le=65535, description="The gateway listener's port.")
@@ -35,16 +58,25 @@ class RoutingConfig(ConfigModel):
     )
     hostname: GatewayHostname | None = Field(None, description="The host name the listener answers for (default: any).")
     external: bool = Field(False, description="An internet-facing load balancer (default: internal to the VPC).")
-    request_timeout: GoDuration = Field("900s", description="How long one request may take, generation included: long outputs stream for minutes.")
+    request_timeout: GoDuration | None = Field(
+        None, description="How long one request may take, generation included: long outputs stream for minutes (default 900s; 300s on GKE, its cap)."
+    )
     models: list[ModelName] | None = Field(None, description="The models that get a route (default: every model).")
     endpoint_picker: EndpointPickerConfig = Field(EndpointPickerConfig(), description="The endpoint picker of each routed model.")
+    proxy: GatewayProxyConfig = Field(GatewayProxyConfig(), description="The gateway's own proxies where they run in the cluster (EKS, AKS).")
 
     @model_validator(mode="after")
     def _check(self) -> RoutingConfig:
         problems: list[Problem] = []
-        if not 10 <= duration_seconds(self.request_timeout) <= 3600:
+        if self.request_timeout is not None and not 10 <= duration_seconds(self.request_timeout) <= 3600:
             problems.append((("requestTimeout",), "between 10s and 1h: shorter cuts generations, longer holds dead connections"))
         if self.models is not None:
             problems += [(("models", i), f"{m!r} is listed twice") for i, m in enumerate(self.models) if m in self.models[:i]]
         raise_problems(problems)
         return self
+
+    def request_timeout_seconds(self, cap_seconds: int | None) -> int:
+        """The route's timeout: the configured one, or the default within the gateway's cap."""
+        if self.request_timeout is not None:
+            return duration_seconds(self.request_timeout)
+        return min(DEFAULT_REQUEST_TIMEOUT_SECONDS, cap_seconds or DEFAULT_REQUEST_TIMEOUT_SECONDS)

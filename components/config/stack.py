@@ -37,7 +37,7 @@ from .errors import (
     raise_problems,
 )
 from .models import RESERVED_NAMESPACES, ModelConfig, ModelPolicy, tensor_parallel_fits
-from .routing import RoutingConfig
+from .routing import GKE_POOL_TIMEOUT_SECONDS, RoutingConfig
 from .planning import architecture_problem, fit_problem
 from .types import (
     DNS_LABEL,
@@ -48,6 +48,7 @@ from .types import (
     LabelValue,
     PoolName,
     TaintConfig,
+    duration_seconds,
     formatted,
     label_problems,
     one_architecture,
@@ -455,12 +456,21 @@ class StackConfig(ConfigModel):
                 problems.append((("models", i, key), f"served as {model.served_name!r}, like models[{served[model.served_name]}]: a request could not say which one it means"))
             served.setdefault(model.served_name, i)
         routing = self.routing
+        routed = {m.name for m in self.routed_models}
+        for i, model in enumerate(self.models):
+            if model.priority is not None and model.name not in routed:
+                reason = "routing is off" if not routing.enabled else "the model is not in routing.models"
+                problems.append((("models", i, "priority"), f"only the gateway applies a priority, and {reason}"))
         if not routing.enabled:
             return problems
-        if self.cloud != "gcp":
-            problems.append(
-                (("routing", "enabled"), "routing runs on GKE for now (its managed inference gateway); on EKS and AKS the Istio gateway is not built yet")
-            )
+        if self.cloud == "gcp":
+            timeout = routing.request_timeout
+            if timeout is not None and duration_seconds(timeout) > GKE_POOL_TIMEOUT_SECONDS:
+                problems.append(
+                    (("routing", "requestTimeout"), f"at most {GKE_POOL_TIMEOUT_SECONDS}s on GKE: the endpoint picker's chart fixes its load balancer backend timeout there")
+                )
+            if "proxy" in routing.model_fields_set:
+                problems.append((("routing", "proxy"), "GKE's gateway is managed: it runs no proxies in the cluster to size"))
         if not self.models:
             problems.append((("routing", "enabled"), "no models to route to"))
         if self.cloud == "gcp" and self.gcp is not None and self.gcp.network.proxy_only_cidr is None:

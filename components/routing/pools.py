@@ -22,8 +22,10 @@ from ..config.routing import RoutingConfig
 from ..releases import LLM_D_ROUTER_GATEWAY, pinned_release
 from ..serving.pod import VLLM_PORT
 from ..serving.service import pod_labels
+from .gateway import GATEWAY_NAME_LABEL
 
 MODEL_HEADER = "X-Gateway-Model-Name"  # set by body-based routing from the request body's `model`
+OBJECTIVE_HEADER = "x-llm-d-inference-objective"  # llm-d-router v0.10.0 pkg/epp/metadata/consts.go ObjectiveKey
 EPP_IMAGE = {"registry": "ghcr.io/llm-d", "repository": "llm-d-router-endpoint-picker", "tag": "v0.10.0", "pullPolicy": "IfNotPresent"}
 ROUTING_COMPONENT = "inference-routing"  # app.kubernetes.io/component of the objects we write beside a model
 LABELS = {"app.kubernetes.io/part-of": "llm-platform", "app.kubernetes.io/component": ROUTING_COMPONENT}
@@ -76,7 +78,7 @@ class ModelRouteArgs:
     gateway_name: str
     gateway_namespace: str
     model_namespace: k8s.core.v1.Namespace
-    depends_on: tuple[pulumi.Resource, ...]  # the Gateway, and the model's Deployment
+    depends_on: tuple[pulumi.Resource, ...]  # the CRDs, Istio where it is ours, the Gateway, the model's Deployment
 
 
 class ModelRoute(pulumi.ComponentResource):
@@ -89,7 +91,18 @@ class ModelRoute(pulumi.ComponentResource):
             f"{name}-pool", pool_name(model), LLM_D_ROUTER_GATEWAY, ns, epp_values(model, args.routing, cluster, args.gateway),
             cluster.provider, self, depends_on=[args.model_namespace, *args.depends_on],
         )
-        timeout = args.routing.request_timeout
+        timeout = f"{args.routing.request_timeout_seconds(args.gateway.max_request_seconds)}s"
+        rule: dict[str, Any] = {
+            "matches": [{"path": {"type": "PathPrefix", "value": "/"}, "headers": [{"type": "Exact", "name": MODEL_HEADER, "value": model.served_name}]}],
+            "backendRefs": [{"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": pool_name(model)}],
+            # a whole generation, streamed: the default (15 s on some gateways) would cut it
+            "timeouts": {"request": timeout},
+        }
+        if model.priority is not None:
+            objective = self._objective(name, model, child, release)
+            # every request to this model carries its objective; `set` overwrites what a client sent,
+            # so no client can raise its own priority
+            rule["filters"] = [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": OBJECTIVE_HEADER, "value": objective}]}}]
         self.route = k8s.apiextensions.CustomResource(
             f"{name}-route",
             api_version="gateway.networking.k8s.io/v1",
@@ -98,14 +111,7 @@ class ModelRoute(pulumi.ComponentResource):
             spec={
                 "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": args.gateway_name, "namespace": args.gateway_namespace}],
                 **({"hostnames": [args.routing.hostname]} if args.routing.hostname else {}),
-                "rules": [
-                    {
-                        "matches": [{"path": {"type": "PathPrefix", "value": "/"}, "headers": [{"type": "Exact", "name": MODEL_HEADER, "value": model.served_name}]}],
-                        "backendRefs": [{"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": pool_name(model)}],
-                        # a whole generation, streamed: the default (15 s on some gateways) would cut it
-                        "timeouts": {"request": timeout},
-                    }
-                ],
+                "rules": [rule],
             },
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[release, *args.depends_on])),
         )
@@ -120,11 +126,32 @@ class ModelRoute(pulumi.ComponentResource):
         self.release = release
         self.register_outputs({"pool": pool_name(model), "servedModelName": model.served_name})
 
+    @staticmethod
+    def _objective(name: str, model: ModelConfig, opts: pulumi.ResourceOptions, release: pulumi.Resource) -> str:
+        """The model's InferenceObjective: its priority in the picker's admission (llm-d-router
+        v0.10.0: a priority below 0 is sheddable, refused while the pool is saturated)."""
+        k8s.apiextensions.CustomResource(
+            f"{name}-objective",
+            api_version="llm-d.ai/v1alpha2",
+            kind="InferenceObjective",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=model.name, namespace=model.namespace_name, labels=LABELS),
+            spec={"poolRef": {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": pool_name(model)}, "priority": model.priority},
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[release])),
+        )
+        return model.name
+
     def _network_policy(self, name: str, args: ModelRouteArgs, opts: pulumi.ResourceOptions) -> None:
         """NetworkPolicies add up: this one admits, on the API port only, the gateway's proxies
         (from the cloud's proxy ranges) and the model's own EPP (it reads /metrics)."""
         model = args.model
         peers = [k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr)) for cidr in args.gateway.proxy_source_cidrs]
+        if args.gateway.in_cluster_proxies:
+            peers.append(
+                k8s.networking.v1.NetworkPolicyPeerArgs(
+                    namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": args.gateway_namespace}),
+                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={GATEWAY_NAME_LABEL: args.gateway_name}),
+                )
+            )
         peers.append(k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=epp_pod_labels(model))))
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",

@@ -30,7 +30,7 @@ import pulumi_kubernetes as k8s
 from ...catalog.gpus import cpu_arch, gpu_instance
 from ...config.stack import ClusterConfig, GpuPoolConfig, StackConfig, SystemPoolConfig, node_group_resource_name
 from ...scheduling import GpuPoolPlacement, Taint, system_pool_labels
-from ..contract import AwsClusterHooks, ClusterContract, SharedWeights
+from ..contract import AwsClusterHooks, ClusterContract, GatewaySupport, SharedWeights
 from ..shared import exec_kubeconfig, placement_of
 from .iam import (
     POD_IDENTITY_ACTIONS,
@@ -50,6 +50,18 @@ _AMI_STANDARD = {"x86_64": "AL2023_x86_64_STANDARD", "arm64": "AL2023_ARM_64_STA
 _AMI_NVIDIA = {"x86_64": "AL2023_x86_64_NVIDIA", "arm64": "AL2023_ARM_64_NVIDIA"}
 
 BLOCK_STORAGE_CLASS = "gp3"
+# EKS has no managed inference gateway: our Istio, behind a Network Load Balancer that EKS's own
+# cloud controller creates for the proxies' Service (no AWS Load Balancer Controller needed). An
+# internal one uses the private subnets tagged kubernetes.io/role/internal-elb.
+ISTIO_ON_EKS = GatewaySupport(
+    provider="istio",
+    internal_class="istio",
+    external_class="istio",
+    installs_crds=True,
+    in_cluster_proxies=True,
+    internal_lb_annotations={"service.beta.kubernetes.io/aws-load-balancer-type": "nlb", "service.beta.kubernetes.io/aws-load-balancer-internal": "true"},
+    external_lb_annotations={"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"},
+)
 _CLUSTER_LOG_TYPES = ["api", "audit", "authenticator"]
 _NODE_POLICIES = {
     "worker": "AmazonEKSWorkerNodePolicy",
@@ -195,6 +207,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             block_storage=block_storage,
             # AL2023 NVIDIA AMI: driver, CUDA user-mode driver, container toolkit (AWS EKS docs).
             gpu_driver_preinstalled=True,
+            gateway=ISTIO_ON_EKS,
             aws=AwsClusterHooks(
                 region=args.region,
                 partition=self._partition,

@@ -44,7 +44,7 @@ import yaml
 from ...config.azure import AzureConfig
 from ...config.stack import AKS_SYSTEM_POOL, ClusterConfig, GpuPoolConfig, StackConfig, SystemPoolConfig, aks_pool_name
 from ...scheduling import GpuPoolPlacement, Taint, system_pool_labels
-from ..contract import AzureClusterHooks, ClusterContract, SharedWeights
+from ..contract import AzureClusterHooks, ClusterContract, GatewaySupport, SharedWeights
 from ..shared import placement_of, slashless_tags
 from .network import AzureVnet, AzureVnetArgs
 from .storage import AzureFilesSharedStorage, AzureFilesSharedStorageArgs
@@ -52,6 +52,18 @@ from .storage import AzureFilesSharedStorage, AzureFilesSharedStorageArgs
 AKS_SPOT_TAINT = Taint("kubernetes.azure.com/scalesetpriority", "spot", "NoSchedule")
 AKS_GPU_RUNTIME_CLASS = "nvidia-container-runtime"
 BLOCK_STORAGE_CLASS = "managed-csi-premium-zrs"
+# AKS: our Istio (the Istio and app-routing add-ons stay off: each runs its own istiod). The Azure
+# load balancer probes a port whose appProtocol is http with `GET /`, which the gateway answers
+# 404 (no route matches it), and then drops all traffic: probe the listener port over TCP.
+ISTIO_ON_AKS = GatewaySupport(
+    provider="istio",
+    internal_class="istio",
+    external_class="istio",
+    installs_crds=True,
+    in_cluster_proxies=True,
+    internal_lb_annotations={"service.beta.kubernetes.io/azure-load-balancer-internal": "true"},
+    lb_port_annotations={"service.beta.kubernetes.io/port_{port}_health-probe_protocol": "tcp"},
+)
 NODE_OS = "Ubuntu"
 AKS_ENTRA_SERVER_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"  # the AKS Entra ID server application, the same in every tenant
 ANYWHERE = "0.0.0.0/0"
@@ -144,6 +156,7 @@ class AksGpuCluster(pulumi.ComponentResource):
             gpu_driver_preinstalled=True,
             gpu_runtime_class=AKS_GPU_RUNTIME_CLASS,
             kube_proxy_metrics=False,  # Azure CNI powered by Cilium replaces kube-proxy
+            gateway=ISTIO_ON_AKS,
             azure=AzureClusterHooks(
                 resource_group=acfg.resource_group,
                 resource_group_resource=group,

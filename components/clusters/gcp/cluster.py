@@ -40,6 +40,7 @@ import pulumi_kubernetes as k8s
 
 from ...catalog.gpus import gcp_accelerator, gpu_instance
 from ...config.gcp import GcpConfig
+from ...config.routing import GKE_POOL_TIMEOUT_SECONDS
 from ...config.stack import ClusterConfig, GpuPoolConfig, StackConfig, SystemPoolConfig
 from ...scheduling import GpuPoolPlacement, Taint, system_pool_labels
 from ..contract import ClusterContract, GatewaySupport, GcpClusterHooks, SharedWeights
@@ -199,8 +200,10 @@ class GkeGpuCluster(pulumi.ComponentResource):
             provider="gke",
             internal_class="gke-l7-rilb",
             external_class="gke-l7-regional-external-managed",
-            proxy_source_cidrs=(proxy_only,),
             installs_crds=False,
+            proxy_source_cidrs=(proxy_only,),
+            max_request_seconds=GKE_POOL_TIMEOUT_SECONDS,
+            backend_health_check_policy=True,
         )
 
     def _network(self, opts: pulumi.ResourceOptions) -> tuple[pulumi.Output[str], pulumi.Output[str], pulumi.Output[str]]:
