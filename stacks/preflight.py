@@ -4,7 +4,7 @@ Every custom resource that an operator checks (KEDA's ScaledObjects, Prometheus 
 ServiceMonitors and PrometheusRules) is built here from the validated config by the same functions
 the components register it with, and checked against that operator's rules (`components/admission`).
 So is every PromQL query we ship outside those objects: the Grafana dashboards and the
-prometheus-adapter rules. A refusal becomes a config error at the key that produced it, in the same
+prometheus-adapter rules, and the scheduler's view of the system pool (`system_pool.py`). A refusal becomes a config error at the key that produced it, in the same
 `<stack file>: llm-platform:<key>: why` form as every other config error, so `pulumi preview`, the
 offline plan and a portal request all stop before a resource exists. Warnings (accepted, but a
 setting that does nothing) go to the preview's log.
@@ -31,6 +31,8 @@ from components.config.errors import Loc, format_key_path
 from components.config.stack import ConfigError, StackConfig, parse_stack_config
 from components.serving.service import monitored_objects
 from components.serving.signals import prometheus_rule_config_key, scaled_object_config_key
+
+from .system_pool import system_pool_findings
 
 # Grafana fills these in before a query reaches Prometheus; a representative value each.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "30s", "$__range": "1h"}
@@ -131,6 +133,9 @@ def preflight(cfg: StackConfig) -> Preflight:
         problem = promql_problem(query)
         if problem:
             result.problems.append((format_key_path(origin), f"{where}: Prometheus would refuse {query!r}: {problem}"))
+    problems, warnings = system_pool_findings(cfg)
+    result.problems += [(format_key_path(key), f"the scheduler would leave pods Pending: {message}") for key, message in problems]
+    result.warnings += [(format_key_path(key), message) for key, message in warnings]
     return result
 
 

@@ -12,19 +12,23 @@ from typing import Any
 
 import pytest
 from cel_rules import KUBERNETES_FUNCTIONS, cel_results, cel_violations, every_rule
-from conftest import dev_config_values, program_run, stack_from
+from conftest import dev_config_values, load_stack_file, program_run, stack_from
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components.clusters.aws.karpenter import ec2_node_class_spec, karpenter_placements, nodepool_name, nodepool_spec
 from components.config.stack import ConfigError, parse_stack_config
+from stacks.offline import run_program
 
 OUR_KINDS = ("karpenter.sh/v1 NodePool", "karpenter.k8s.aws/v1 EC2NodeClass", "keda.sh/v1alpha1 ScaledObject")
 Mutation = Callable[[dict[str, Any]], Any]
 
 
 def _crd_objects(run) -> list[dict[str, Any]]:
-    groups = ("karpenter.sh/", "karpenter.k8s.aws/", "keda.sh/", "monitoring.coreos.com/", "nvidia.com/")
+    groups = (
+        "karpenter.sh/", "karpenter.k8s.aws/", "keda.sh/", "monitoring.coreos.com/", "nvidia.com/",
+        "gateway.networking.k8s.io/", "inference.networking.k8s.io/", "llm-d.ai/",
+    )
     return [r.inputs for r in run.resources if r.custom and r.inputs.get("apiVersion", "").startswith(groups)]
 
 
@@ -41,6 +45,20 @@ def test_every_custom_resource_passes_its_crd_cel_rules_on_create_and_re_apply(r
     assert evaluated["ScaledObject"] >= 1
     if "NodePool" in evaluated:  # EKS: Karpenter's CRDs carry most of the rules
         assert evaluated["NodePool"] >= 20 and evaluated["EC2NodeClass"] >= 30
+    if "Gateway" in evaluated:  # routing: the Gateway API's rules on listeners, routes and filters
+        assert evaluated["Gateway"] >= 5 and evaluated["HTTPRoute"] >= 5
+
+
+def test_a_routed_model_with_a_priority_passes_the_routing_cel_rules():
+    values = copy.deepcopy(load_stack_file("prod").values)
+    values["llm-platform:models"][0]["priority"] = 10
+    values["llm-platform:routing"].update({"tlsSecret": "gateway-tls", "hostname": "llm.example.com", "external": True})
+    run = run_program(stack_from(values, "prod"), preview=True)
+    assert run.error is None, run.error
+    objects = _crd_objects(run)
+    assert {"Gateway", "HTTPRoute", "InferenceObjective"} <= {o["kind"] for o in objects}
+    problems = [p for obj in objects for p in cel_violations(obj) + cel_violations(obj, old=obj)]
+    assert not problems, "\n".join(problems)
 
 
 # The rules no evaluation here covers: each is a transition rule, which compares an update with the

@@ -220,3 +220,12 @@ def test_subnets_are_disjoint_and_inside_the_vpc(cidr, zones):
     assert all(n.subnet_of(vpc) for n in nets)
     assert all(not a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1 :])
     assert all(n.num_addresses >= vpc.num_addresses // 8 for n in nets[:zones])  # room for pod IPs
+
+
+@pytest.mark.cloud("aws")
+def test_eks_gets_a_resource_metrics_api(run):
+    """GKE and AKS run metrics-server themselves; EKS does not, and CPU HPAs (the gateway's proxies)
+    and `kubectl top` need it. It waits for the system pool, where it runs."""
+    addons = {r.inputs["addonName"]: r for r in run.of_type("aws:eks/addon:Addon")}
+    (system,) = [r.urn for r in run.of_type("aws:eks/nodeGroup:NodeGroup") if r.urn.endswith("-system")]
+    assert system in addons["metrics-server"].dependencies

@@ -231,3 +231,16 @@ def test_proxy_only_range_must_not_overlap_the_nodes():
     values["llm-platform:gcp"]["network"]["proxyOnlyCidr"] = values["llm-platform:gcp"]["network"]["subnetCidr"].replace("/20", "/23")
     (problem,) = _problems(values, STACK)
     assert problem[0] == "llm-platform:gcp.network.proxyOnlyCidr" and "overlaps" in problem[1]
+
+
+@pytest.mark.parametrize("stack", ["prod", "prod-aks"])
+def test_routing_leaves_each_models_service_and_scaling_untouched(stack):
+    """In-cluster clients keep calling the model's Service, and KEDA keeps its vLLM signals."""
+    values = _values(stack)
+    values["llm-platform:routing"]["enabled"] = False
+    plain = run_program(stack_from(values, stack), preview=True)
+    assert plain.error is None, plain.error
+    routed = program_run(stack, "preview")
+    kinds = ("kubernetes:core/v1:Service", "kubernetes:keda.sh/v1alpha1:ScaledObject", "kubernetes:apps/v1:Deployment")
+    model_objects = lambda run: {r.urn: r.inputs for r in run.resources if r.type in kinds and ":models:VllmModelService$" in r.urn}  # noqa: E731
+    assert model_objects(routed) == model_objects(plain) and len(model_objects(plain)) >= 6

@@ -47,6 +47,9 @@ ADAPTER_RULES = [
 ]
 
 
+PROMETHEUS_REQUESTS = {"cpu": "500m", "memory": "2Gi"}  # per replica: it scrapes every target
+
+
 def _volume(storage_class: str, size_gib: int) -> dict:
     return {
         "volumeClaimTemplate": {
@@ -83,7 +86,7 @@ def kube_prometheus_stack_values(cfg: PrometheusAddon, cluster: ClusterContract)
                 "nodeSelector": system,
                 "podAntiAffinity": spread,
                 "podAntiAffinityTopologyKey": ZONE_LABEL,
-                "resources": {"requests": {"cpu": "500m", "memory": "2Gi"}},
+                "resources": {"requests": dict(PROMETHEUS_REQUESTS)},
             }
         },
         "alertmanager": {

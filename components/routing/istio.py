@@ -22,6 +22,9 @@ NAMESPACE = "istio-system"
 # The chart at its tag points at Istio's testing registry with tag `latest`: pin the release images.
 ISTIO_HUB = "docker.io/istio"
 ZONE_KEY = "topology.kubernetes.io/zone"
+# The chart asks 500m and 2 GiB, sized for meshes of thousands of sidecars; an ingress-only control
+# plane with one Gateway watches a few dozen objects.
+ISTIOD_REQUESTS = {"cpu": "200m", "memory": "512Mi"}
 
 
 def zone_spread(labels: dict[str, str]) -> list[dict[str, Any]]:
@@ -47,9 +50,7 @@ def istiod_values(proxy: GatewayProxyConfig, system_node_selector: dict[str, str
         },
         "replicaCount": replicas,
         "autoscaleEnabled": False,  # a handful of Gateways and routes: load does not grow with traffic
-        # The chart asks 500m and 2 GiB, sized for meshes of thousands of sidecars; an ingress-only
-        # control plane with one Gateway watches a few dozen objects.
-        "resources": {"requests": {"cpu": "200m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+        "resources": {"requests": dict(ISTIOD_REQUESTS), "limits": {"memory": "1Gi"}},
         "nodeSelector": dict(system_node_selector),
         "topologySpreadConstraints": zone_spread({"app": "istiod"}) if replicas > 1 else [],
         "seccompProfile": {"type": "RuntimeDefault"},  # for Pod Security `restricted`

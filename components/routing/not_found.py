@@ -26,6 +26,7 @@ PORT = 8080  # nginx-unprivileged listens above 1024
 HEALTH_PATH = "/healthz"
 IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.29.5-alpine"
 NGINX_UID = 101  # the image's nginx user
+REQUESTS = {"cpu": "10m", "memory": "32Mi"}  # fixed text from memory
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "llm-platform", "app.kubernetes.io/component": "inference-routing"}
 
 
@@ -163,7 +164,7 @@ class ModelNotFound(pulumi.ComponentResource):
                     ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT)],
                     readiness_probe=k8s.core.v1.ProbeArgs(http_get=k8s.core.v1.HTTPGetActionArgs(path=HEALTH_PATH, port=PORT), period_seconds=10),
                     liveness_probe=k8s.core.v1.ProbeArgs(http_get=k8s.core.v1.HTTPGetActionArgs(path=HEALTH_PATH, port=PORT), period_seconds=20),
-                    resources=k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "10m", "memory": "32Mi"}, limits={"memory": "64Mi"}),
+                    resources=k8s.core.v1.ResourceRequirementsArgs(requests=dict(REQUESTS), limits={"memory": "64Mi"}),
                     security_context=k8s.core.v1.SecurityContextArgs(
                         allow_privilege_escalation=False, read_only_root_filesystem=True, capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])
                     ),

@@ -177,6 +177,9 @@ class EksGpuCluster(pulumi.ComponentResource):
         pod_identity_agent = self._addon(cluster, "pod-identity", "eks-pod-identity-agent", [system_group])
         # Feeds node auto-repair with GPU health (NVIDIA XID errors).
         self._addon(cluster, "node-monitoring", "eks-node-monitoring-agent", [system_group])
+        # EKS ships no resource metrics API (GKE and AKS do): without it `kubectl top` fails and a
+        # CPU HorizontalPodAutoscaler (the gateway's proxies) never scales. EKS community add-on.
+        self._addon(cluster, "metrics-server", "metrics-server", [system_group])
         ebs_csi = self._ebs_csi_driver(cluster, pod_identity_agent)
 
         kubeconfig = pulumi.Output.secret(

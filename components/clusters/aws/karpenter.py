@@ -52,6 +52,10 @@ class KarpenterArgs:
     config: KarpenterAddon
 
 
+# Upstream's guidance: requests = limits, so the controller is never CPU-starved mid-scale-out.
+CONTROLLER_RESOURCES = {"cpu": "1", "memory": "1Gi"}
+
+
 def nodepool_name(pool: str, capacity_type: str) -> str:
     return f"{pool}-{capacity_type}"
 
@@ -217,13 +221,7 @@ class Karpenter(pulumi.ComponentResource):
                 "serviceAccount": {"name": SERVICE_ACCOUNT},
                 # On the system pool; the chart's own affinity also keeps it off nodes it manages.
                 "nodeSelector": {"kubernetes.io/os": "linux", **cluster.system_node_selector},
-                # Upstream's guidance: requests = limits, so the controller is never CPU-starved mid-scale-out.
-                "controller": {
-                    "resources": {
-                        "requests": {"cpu": "1", "memory": "1Gi"},
-                        "limits": {"cpu": "1", "memory": "1Gi"},
-                    }
-                },
+                "controller": {"resources": {"requests": dict(CONTROLLER_RESOURCES), "limits": dict(CONTROLLER_RESOURCES)}},
             },
             cluster.provider,
             self,
