@@ -244,3 +244,10 @@ def test_routing_leaves_each_models_service_and_scaling_untouched(stack):
     kinds = ("kubernetes:core/v1:Service", "kubernetes:keda.sh/v1alpha1:ScaledObject", "kubernetes:apps/v1:Deployment")
     model_objects = lambda run: {r.urn: r.inputs for r in run.resources if r.type in kinds and ":models:VllmModelService$" in r.urn}  # noqa: E731
     assert model_objects(routed) == model_objects(plain) and len(model_objects(plain)) >= 6
+
+
+def test_gke_routing_needs_a_version_that_brings_the_inference_pool():
+    values = _values(STACK)
+    values["llm-platform:cluster"]["kubernetesVersion"] = "1.33"
+    (problem,) = _problems(values, STACK)
+    assert problem[0] == "llm-platform:cluster.kubernetesVersion" and "1.34" in problem[1]

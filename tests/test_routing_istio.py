@@ -148,6 +148,8 @@ def test_the_gateway_shapes_its_proxies_and_its_load_balancer(stack):
     (config,) = [r.inputs for r in run.of_type(CONFIG_MAP) if r.inputs["metadata"]["name"] == PROXY_CONFIG]
     assert config["metadata"]["namespace"] == NAMESPACE
     overlays = {key: yaml.safe_load(text) for key, text in config["data"].items()}
+    # istiod 1.30.3 refuses any other key (pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go supportedOverlays)
+    assert set(overlays) <= {"deployment", "service", "serviceAccount", "horizontalPodAutoscaler", "podDisruptionBudget"}
     pod = overlays["deployment"]["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == system_pool_labels()  # never on a GPU node
     (spread,) = pod["topologySpreadConstraints"]

@@ -469,6 +469,10 @@ class StackConfig(ConfigModel):
                 problems.append(
                     (("routing", "requestTimeout"), f"at most {GKE_POOL_TIMEOUT_SECONDS}s on GKE: the endpoint picker's chart fixes its load balancer backend timeout there")
                 )
+            if int(self.cluster.kubernetes_version.split(".")[1]) < 34:
+                problems.append(
+                    (("cluster", "kubernetesVersion"), "1.34 or newer with routing on GKE: older versions bring no InferencePool CRD (GKE installs it from 1.34.0-gke.1626000)")
+                )
             if "proxy" in routing.model_fields_set:
                 problems.append((("routing", "proxy"), "GKE's gateway is managed: it runs no proxies in the cluster to size"))
         if not self.models:
