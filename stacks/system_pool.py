@@ -17,14 +17,17 @@ from dataclasses import dataclass
 
 from components.addons.monitoring import PROMETHEUS_REQUESTS
 from components.catalog.system_pool import NodeShape, Requests, allocatable, chart_requests, cloud_pods, node_shape
+from components.clusters.aws.cluster import ISTIO_ON_EKS
 from components.clusters.aws.karpenter import CONTROLLER_RESOURCES as KARPENTER_REQUESTS
+from components.clusters.azure.cluster import ISTIO_ON_AKS
 from components.config.errors import Loc
 from components.config.stack import StackConfig
 from components.routing.gateway import high_availability
 from components.routing.istio import ISTIOD_REQUESTS, istiod_replicas
 from components.routing.not_found import REQUESTS as NOT_FOUND_REQUESTS
 
-GATEWAY_IN_CLUSTER = {"aws": True, "azure": True, "gcp": False}  # Istio where the cloud has no managed gateway
+# Proxies in the cluster where the cloud has no managed gateway (the clouds' own contract values).
+GATEWAY_IN_CLUSTER = {"aws": ISTIO_ON_EKS.in_cluster_proxies, "azure": ISTIO_ON_AKS.in_cluster_proxies, "gcp": False}
 POOL_AUTOSCALED = {"aws": False, "azure": True, "gcp": True}
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-
 import pulumi_kubernetes as k8s
 import yaml
 
@@ -167,7 +166,6 @@ class InferenceGateway(pulumi.ComponentResource):
         host = routing.hostname
         self.url = pulumi.Output.from_input(host).apply(lambda h: f"{scheme}://{h}{port}/v1") if host else self.address.apply(lambda a: f"{scheme}://{a}{port}/v1" if a else "")
         self.register_outputs({"gateway": GATEWAY_NAME, "namespace": NAMESPACE, "url": self.url})
-
 
     def _proxy_infrastructure(
         self, name: str, routing: RoutingConfig, support: GatewaySupport, cluster: ClusterContract, opts: pulumi.ResourceOptions

@@ -142,7 +142,8 @@ class ModelRoute(pulumi.ComponentResource):
 
     def _network_policy(self, name: str, args: ModelRouteArgs, opts: pulumi.ResourceOptions) -> None:
         """NetworkPolicies add up: this one admits, on the API port only, the gateway's proxies
-        (from the cloud's proxy ranges) and the model's own EPP (it reads /metrics)."""
+        (the managed gateway's proxy ranges, or our Istio proxy pods) and the model's own EPP (it
+        reads /metrics)."""
         model = args.model
         peers = [k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr)) for cidr in args.gateway.proxy_source_cidrs]
         if args.gateway.in_cluster_proxies:
