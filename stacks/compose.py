@@ -13,6 +13,7 @@ from components.clusters.build import build_cluster
 from components.clusters.contract import ClusterContract
 from components.config.models import ModelConfig
 from components.config.planning import max_num_seqs, model_fit, unmodelled_flags
+from components.config.scale_out import model_scale_out
 from components.config.stack import CONFIG_NAMESPACE, StackConfig
 from components.config.cost import stack_cost
 from components.routing.layer import Routing, RoutingArgs
@@ -91,6 +92,12 @@ def build_platform(cfg: StackConfig) -> tuple[ClusterContract, AddonsContract]:
     return cluster, addons
 
 
+def _scale_out_output(cfg: StackConfig, model: ModelConfig) -> dict[str, object]:
+    """Seconds from a spike to one more serving replica, warm and cold node, phase by phase."""
+    budget = model_scale_out(cfg, model)
+    return {"scaleOut": budget.as_output()} if budget else {}
+
+
 def _fit_outputs(model: ModelConfig) -> dict[str, object]:
     """What the capacity planner predicts for one replica (nothing with fitCheck: false)."""
     fit = model_fit(model)
@@ -139,6 +146,7 @@ def build_models(cfg: StackConfig, cluster: ClusterContract, addons: AddonsContr
                 # exists: inside this list it would make every model's prediction unknown at preview)
                 **({"routed": model.name in routed_names} if routed_names else {}),
                 **_fit_outputs(model),
+                **_scale_out_output(cfg, model),
             }
             for model, service in zip(cfg.models, services.services, strict=True)
         ],

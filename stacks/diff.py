@@ -123,8 +123,18 @@ def _model_rows(base: dict[str, Any], head: dict[str, Any]) -> list[dict[str, An
     for name in sorted(old.keys() | new.keys()):
         row: dict[str, Any] = {"model": name}
         for side, models in (("before", old), ("after", new)):
-            predicted = (models.get(name) or {}).get("predicted") or {}
-            row[side] = {"kvCacheTokens": predicted.get("kvCacheTokens"), "maxConcurrency": predicted.get("maxConcurrency")} if name in models else None
+            model = models.get(name) or {}
+            predicted = model.get("predicted") or {}
+            scale_out = model.get("scaleOut") or {}
+            row[side] = (
+                {
+                    "kvCacheTokens": predicted.get("kvCacheTokens"),
+                    "maxConcurrency": predicted.get("maxConcurrency"),
+                    "scaleOut": (scale_out["warmSeconds"], scale_out["coldSeconds"]) if scale_out else None,
+                }
+                if name in models
+                else None
+            )
         rows.append(row)
     return rows
 
@@ -189,6 +199,15 @@ def _model_cell(side: dict[str, Any] | None) -> str:
     return f"{side['kvCacheTokens']:,} tokens, {side['maxConcurrency']}x" if side.get("kvCacheTokens") is not None else "not predicted"
 
 
+def _scale_out_cell(side: dict[str, Any] | None) -> str:
+    """Seconds to one more replica, warm node / cold node."""
+    scale_out = (side or {}).get("scaleOut")
+    if not scale_out:
+        return "none" if side is None else "not predicted"
+    warm, cold = scale_out
+    return f"{warm} s / {'no node added' if cold is None else f'{cold} s'}"
+
+
 def render(diffs: list[StackDiff], fmt: Format) -> str:
     if fmt == "json":
         return json.dumps(
@@ -223,6 +242,7 @@ def _text(d: StackDiff) -> str:
         lines += [f"           replaced because {r}" for r in c.reasons]
     for m in d.models:
         lines.append(f"  model {m['model']}: {_model_cell(m['before'])} -> {_model_cell(m['after'])}")
+        lines.append(f"  scale-out {m['model']} (warm / cold node): {_scale_out_cell(m['before'])} -> {_scale_out_cell(m['after'])}")
     for label, row in d.cost.items():
         lines.append(f"  cost at {label} scale, USD/month: {_money(row['before'])} -> {_money(row['after'])} ({_money(row['delta'], True)})")
     return "\n".join(lines) + "\n"
@@ -241,6 +261,7 @@ def _markdown(d: StackDiff) -> str:
         "|---|---:|---:|---:|",
         *[f"| cost at {label} scale (USD/month) | {_money(r['before'])} | {_money(r['after'])} | {_money(r['delta'], True)} |" for label, r in cost.items()],
         *[f"| model `{m['model']}` | {_model_cell(m['before'])} | {_model_cell(m['after'])} | |" for m in d.models],
+        *[f"| scale-out `{m['model']}` (warm / cold node) | {_scale_out_cell(m['before'])} | {_scale_out_cell(m['after'])} | |" for m in d.models],
         "",
     ]
     if d.changes:

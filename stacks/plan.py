@@ -71,7 +71,36 @@ def render_text(run: ProgramRun) -> str:
     cost = run.outputs.get("cost")
     if isinstance(cost, dict):
         lines += ["", *cost_table(cost, str(run.outputs.get("cloud", "aws")))]
+    models = run.outputs.get("models")
+    if isinstance(models, list) and any(isinstance(m, dict) and "scaleOut" in m for m in models):
+        lines += ["", *scale_out_table(models)]
     return "\n".join(lines) + "\n"
+
+
+def _seconds(value: Any) -> str:
+    return "-" if value is None else f"{value}"
+
+
+def scale_out_table(models: list[dict[str, Any]]) -> list[str]:
+    """Seconds from a traffic spike to one more serving replica: each phase, warm node / cold node."""
+    budgets = [(m["name"], m["scaleOut"]) for m in models if isinstance(m, dict) and "scaleOut" in m]
+    phases = [p["phase"] for p in budgets[0][1]["phases"]]
+    for _, budget in budgets[1:]:
+        phases += [p["phase"] for p in budget["phases"] if p["phase"] not in phases]
+    width = max(len(name) for name, _ in budgets) + 2
+    lines = [
+        "Scale-out budget, seconds from a traffic spike to one more ready replica (warm node / cold node; '-': no pool adds a node):",
+        "  " + "model".ljust(width) + "".join(f"{p:>14}" for p in phases) + f"{'total':>14}",
+    ]
+    for name, budget in budgets:
+        by_phase = {p["phase"]: p for p in budget["phases"]}
+        cells = "".join(
+            f"{(_seconds(by_phase[p]['warmSeconds']) + ' / ' + _seconds(by_phase[p]['coldSeconds'])) if p in by_phase else '':>14}" for p in phases
+        )
+        total = f"{budget['warmSeconds']} / {_seconds(budget['coldSeconds'])}"
+        lines.append("  " + name.ljust(width) + cells + f"{total:>14}")
+    lines.append("  (each phase's source: the models output, scaleOut.phases[].source)")
+    return lines
 
 
 def cost_table(cost: dict[str, Any], cloud: str = "aws") -> list[str]:

@@ -17,7 +17,6 @@ from components.routing.pools import ROUTING_COMPONENT
 from components.addons.dashboards import VLLM_DASHBOARD
 from components.addons.gpu import DCGM_COUNTERS
 from components.addons.monitoring import NAMESPACE as MONITORING_NAMESPACE
-from components.config.types import duration_seconds
 from components.scheduling import GPU_TAINT, LABEL_CAPACITY_TYPE, LABEL_GPU_COUNT, LABEL_GPU_TYPE, SPOT_TAINT
 from components.vllm.flags import (
     ALLOWED_EXTRA_FLAGS,
@@ -168,11 +167,11 @@ def test_liveness_never_kills_a_loading_model(run, stack_config):
         deployment = _one(run, "Deployment", model)
         container = _vllm_container(deployment)
         startup = container["startupProbe"]
-        assert startup["periodSeconds"] * startup["failureThreshold"] >= duration_seconds(model.load_timeout)
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= model.load_seconds
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert container[probe]["httpGet"]["path"] == "/health"
         # A rollout's new pod may take the whole load time (plus a node and image pull) to be ready.
-        assert deployment["spec"]["progressDeadlineSeconds"] > duration_seconds(model.load_timeout)
+        assert deployment["spec"]["progressDeadlineSeconds"] > model.load_seconds
 
 
 def test_rollouts_never_drop_a_serving_replica(run, stack_config):

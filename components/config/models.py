@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from pydantic.alias_generators import to_camel
 
 from ..planner.memory_flags import memory_flags
@@ -143,6 +143,11 @@ class AccessConfig(ConfigModel):
     ingress: IngressConfig | None = Field(None, description="Expose the model through an Ingress.")
 
 
+# Without a budget (fitCheck off: the planner cannot size the weights): the old fixed windows.
+DEFAULT_LOAD_SECONDS = 20 * 60
+DEFAULT_BEFORE_START_SECONDS = 15 * 60
+
+
 class ModelConfig(ConfigModel):
     """One vLLM model service: what to serve, on which GPUs, how it scales and who may call it."""
 
@@ -195,8 +200,10 @@ class ModelConfig(ConfigModel):
     )
     scaling: ScalingConfig = Field(ScalingConfig(), description="Autoscaling signals and behaviour.")
     resources: ResourcesConfig = Field(ResourcesConfig(), description="CPU and memory per replica.")
-    load_timeout: GoDuration = Field(
-        "20m", description="Longest a replica may take to load weights and warm up before it counts as failed (startupProbe)."
+    load_timeout: GoDuration | None = Field(
+        None,
+        description="Longest a replica may take from its container's start to ready (weights, engine start) before it counts as failed "
+        "(startupProbe). Default: twice what the scale-out budget gives those phases, at least 5m (20m when the planner cannot size the model).",
     )
     drain_seconds: int = Field(
         60, ge=5, le=3600, description="Time in-flight requests get to finish when a pod stops (spot notice is 120s)."
@@ -231,10 +238,27 @@ class ModelConfig(ConfigModel):
             problems.append((("revision",), "only for Hugging Face models"))
         if memory_bytes(self.shm_size) >= memory_bytes(self.memory):
             problems.append((("resources", "shmSize"), f"must be less than the pod memory ({self.memory}): /dev/shm counts against it"))
-        if duration_seconds(self.load_timeout) < 60:
+        if self.load_timeout is not None and duration_seconds(self.load_timeout) < 60:
             problems.append((("loadTimeout",), "at least 1m: vLLM takes longer than that to start"))
         raise_problems(problems)
         return self
+
+    # Set by the stack from the model's scale-out budget (config/scale_out.py): how long the pod may
+    # take to start, and what comes before its container starts (node, GPU stack, image).
+    _derived_load_seconds: int | None = PrivateAttr(None)
+    _derived_before_start_seconds: int | None = PrivateAttr(None)
+
+    @property
+    def load_seconds(self) -> int:
+        """The startup probe's window."""
+        if self.load_timeout is not None:
+            return duration_seconds(self.load_timeout)
+        return self._derived_load_seconds or DEFAULT_LOAD_SECONDS
+
+    @property
+    def before_start_seconds(self) -> int:
+        """What a new replica may wait for before its container starts (node launch, GPU stack, image pull)."""
+        return self._derived_before_start_seconds or DEFAULT_BEFORE_START_SECONDS
 
     @property
     def is_local_path(self) -> bool:

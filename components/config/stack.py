@@ -444,6 +444,10 @@ class StackConfig(ConfigModel):
                 problems.append(((*loc, "name"), f"{kpool.name!r} is also a gpuPools name; pool labels must be unique"))
         problems += self._model_problems()
         problems += self._routing_problems()
+        if not problems:  # the budget reads pools and storage, which must be valid first
+            from .scale_out import derive_model_timing  # it reads this model: imported here, not at the top
+
+            problems += derive_model_timing(self)
         raise_problems(problems)
         return self
 

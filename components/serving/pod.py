@@ -39,8 +39,6 @@ ENDPOINT_PROPAGATION_SECONDS = 15
 # Beyond preStop + drain: vLLM's engine and NCCL teardown after the last request.
 SHUTDOWN_MARGIN_SECONDS = 30
 STARTUP_PROBE_PERIOD_SECONDS = 10
-# Node provisioning (Karpenter launch + GPU driver/device plugin) and the vLLM image pull.
-NODE_AND_IMAGE_SECONDS = 15 * 60
 
 
 @dataclass(frozen=True)
@@ -55,13 +53,15 @@ class PodTiming:
 
     @classmethod
     def of(cls, model: ModelConfig) -> PodTiming:
-        load = duration_seconds(model.load_timeout)
+        """The startup window and the rollout deadline come from the model's scale-out budget
+        (with a margin, `config/scale_out.py`), or from loadTimeout where the stack sets it."""
+        load = model.load_seconds
         return cls(
             pre_stop_seconds=ENDPOINT_PROPAGATION_SECONDS,
             drain_seconds=model.drain_seconds,
             grace_seconds=ENDPOINT_PROPAGATION_SECONDS + model.drain_seconds + SHUTDOWN_MARGIN_SECONDS,
             startup_failure_threshold=math.ceil(load / STARTUP_PROBE_PERIOD_SECONDS),
-            progress_deadline_seconds=load + NODE_AND_IMAGE_SECONDS,
+            progress_deadline_seconds=load + model.before_start_seconds,
         )
 
 

@@ -114,7 +114,7 @@ def scaled_object_spec(model: ModelConfig, deployment: str, prometheus_url: str)
         spec["pollingInterval"] = duration_seconds(scaling.polling_interval)
         spec["cooldownPeriod"] = duration_seconds(scaling.idle_before_scale_to_zero)
         # A fresh model must not be scaled to zero while its first replica is still loading.
-        spec["initialCooldownPeriod"] = duration_seconds(model.load_timeout)
+        spec["initialCooldownPeriod"] = model.load_seconds
     return spec
 
 
@@ -190,7 +190,7 @@ def alert_rules(model: ModelConfig, deployment: str) -> list[dict]:
     selector = model_selector(model)
     ns = model.namespace_name
     labels = {"llm_platform_model": model.name}
-    load_minutes = duration_seconds(model.load_timeout) // 60
+    load_minutes = model.load_seconds // 60
     queue_alert = model.scaling.waiting_requests_per_replica * QUEUE_ALERT_FACTOR
 
     def rule(name: str, expr: str, for_: str, severity: str, summary: str, description: str) -> dict:
