@@ -145,8 +145,14 @@ def _arg(args: list[Any], flag: str) -> str | None:
 
 
 def _vllm_container(spec: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The container that runs the vLLM server: a vLLM image whose command is the image's own
+    (`vllm serve`) or names vllm. The same image running something else (a warm-headroom
+    placeholder's `sleep`) serves nothing, so the server rules do not apply to it."""
     for container in spec.get("containers") or []:
-        if "vllm" in str(container.get("image", "")):
+        if "vllm" not in str(container.get("image", "")):
+            continue
+        command = [str(c) for c in container.get("command") or []]
+        if not command or "vllm" in " ".join(command[:3]):
             return container
     return None
 

@@ -83,13 +83,18 @@ def _seconds(value: Any) -> str:
 
 def scale_out_table(models: list[dict[str, Any]]) -> list[str]:
     """Seconds from a traffic spike to one more serving replica: each phase, warm node / cold node."""
-    budgets = [(m["name"], m["scaleOut"]) for m in models if isinstance(m, dict) and "scaleOut" in m]
+    budgets = [
+        (m["name"] + (f" ({m['scaleOut']['warmHeadroom']} held)" if m["scaleOut"].get("warmHeadroom") else ""), m["scaleOut"])
+        for m in models
+        if isinstance(m, dict) and "scaleOut" in m
+    ]
     phases = [p["phase"] for p in budgets[0][1]["phases"]]
     for _, budget in budgets[1:]:
         phases += [p["phase"] for p in budget["phases"] if p["phase"] not in phases]
     width = max(len(name) for name, _ in budgets) + 2
     lines = [
-        "Scale-out budget, seconds from a traffic spike to one more ready replica (warm node / cold node; '-': no pool adds a node):",
+        "Scale-out budget, seconds from a traffic spike to one more ready replica (warm node / cold node; '-': no pool adds a node;",
+        "'held': warm slots kept by placeholder pods, so that many scale-outs start warm):",
         "  " + "model".ljust(width) + "".join(f"{p:>14}" for p in phases) + f"{'total':>14}",
     ]
     for name, budget in budgets:

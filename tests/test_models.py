@@ -61,7 +61,9 @@ def _one(run, kind: str, model) -> dict[str, Any]:
     (obj,) = [
         o
         for o in _objects(run, kind, model.namespace_name)
-        if o["metadata"]["name"].startswith(model.name) and (o["metadata"].get("labels") or {}).get("app.kubernetes.io/component") != ROUTING_COMPONENT
+        if o["metadata"]["name"].startswith(model.name)
+        and (o["metadata"].get("labels") or {}).get("app.kubernetes.io/component") != ROUTING_COMPONENT
+        and (o["metadata"].get("labels") or {}).get("app.kubernetes.io/name") != "vllm-headroom"  # warm-headroom placeholders
     ]
     return obj
 

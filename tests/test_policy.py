@@ -88,6 +88,15 @@ def test_startup_probe_covers_loading():
     assert "30 s to load" in rules.startup_probe_covers_load(short)[0]
 
 
+def test_the_server_rules_skip_a_placeholder_running_the_vllm_image_but_not_a_server():
+    (placeholder,) = [r for r in plan_resources(_plan("prod")) if r.type == DEPLOYMENT and r.name.endswith("qwen3-8b-headroom")]
+    for rule in (rules.startup_probe_covers_load, rules.tensor_parallel_matches_gpus, rules.grace_covers_pre_stop_and_drain):
+        assert rule(placeholder) == []
+    # the same image serving (its own entrypoint, no command) is a server again
+    served = _with(placeholder, lambda p: _container(p).pop("command"))
+    assert "no startupProbe" in rules.startup_probe_covers_load(served)[0]
+
+
 def test_grace_period_covers_pre_stop_and_drain():
     deployment = _model_deployment()
     assert rules.grace_covers_pre_stop_and_drain(deployment) == []

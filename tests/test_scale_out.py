@@ -149,3 +149,102 @@ def test_every_volume_a_stack_can_choose_has_a_read_rate():
     modes = get_args(EfsCsiAddon.model_fields["throughput_mode"].annotation)
     kinds = [f"efs-{m}" for m in modes] + [f"filestore-{t}" for t in get_args(FilestoreTier)] + ["azure-files-premium"]
     assert all(storage_read(kind, 1024).value > 0 for kind in kinds)
+
+
+# --- lever: the compile cache on the weights volume -------------------------------------------------
+
+
+def _vllm_pod(run, name: str) -> dict[str, Any]:
+    (deployment,) = [r.inputs for r in run.of_type("kubernetes:apps/v1:Deployment") if r.inputs["metadata"]["name"] == name]
+    return deployment["spec"]["template"]["spec"]
+
+
+def test_the_compile_cache_lives_on_the_weights_volume_and_the_weights_stay_read_only():
+    from components.serving.pod import COMPILE_CACHE_DIR, COMPILE_CACHE_MOUNT
+    from components.vllm.flags import VLLM_VERSION
+
+    cfg = load_stack_file("prod").validate()
+    assert cfg.scale_out.compile_cache  # on by default
+    run = program_run("prod", "preview")
+    for model in cfg.models:
+        pod = _vllm_pod(run, model.name)
+        (vllm,) = [c for c in pod["containers"] if c["name"] == "vllm"]
+        assert {"name": "VLLM_CACHE_ROOT", "value": COMPILE_CACHE_MOUNT} in vllm["env"]
+        mounts = {m["name"]: m for m in vllm["volumeMounts"]}
+        assert mounts["compile-cache"] == {"name": "compile-cache", "mountPath": COMPILE_CACHE_MOUNT, "subPath": COMPILE_CACHE_DIR}
+        assert COMPILE_CACHE_DIR == f".vllm-cache/{VLLM_VERSION}"  # a new vLLM version starts a new cache
+        assert mounts["weights"]["readOnly"] is True
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["compile-cache"]["persistentVolumeClaim"]["claimName"] == volumes["weights"]["persistentVolumeClaim"]["claimName"]
+        assert volumes["weights"]["persistentVolumeClaim"]["readOnly"] is True
+        engine = next(p for p in model_scale_out(cfg, model).phases if p.phase == "engine start")
+        assert "cache hit" in engine.source
+
+
+def test_turning_the_compile_cache_off_removes_it_and_costs_seconds():
+    values = _values("prod")
+    values["llm-platform:scaleOut"] = {"compileCache": False}
+    run = run_program(stack_from(values, "prod"), preview=True)
+    assert run.error is None, run.error
+    cfg_on, cfg_off = load_stack_file("prod").validate(), stack_from(values, "prod").validate()
+    for on, off in zip(cfg_on.models, cfg_off.models, strict=True):
+        pod = _vllm_pod(run, off.name)
+        (vllm,) = [c for c in pod["containers"] if c["name"] == "vllm"]
+        assert "compile-cache" not in {v["name"] for v in pod["volumes"]}
+        assert "VLLM_CACHE_ROOT" not in {e["name"] for e in vllm["env"]}
+        saved = model_scale_out(cfg_off, off).warm_seconds - model_scale_out(cfg_on, on).warm_seconds
+        assert 20 <= saved <= 50
+
+
+# --- lever: warm headroom ------------------------------------------------------------------------------
+
+HEADROOM_STACKS = ("prod", "prod-gke", "prod-aks")
+
+
+@pytest.mark.parametrize("stack", HEADROOM_STACKS)
+def test_placeholders_hold_exactly_the_slot_one_replica_needs(stack):
+    from components.serving.headroom import PRIORITY_CLASS, headroom_name
+
+    cfg = load_stack_file(stack).validate()
+    run = program_run(stack, "preview")
+    deployments = {r.inputs["metadata"]["name"]: r for r in run.of_type("kubernetes:apps/v1:Deployment")}
+    (priority,) = run.of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")
+    assert priority.inputs["metadata"]["name"] == PRIORITY_CLASS
+    assert priority.inputs["value"] < 0 and priority.inputs["preemptionPolicy"] == "Never" and priority.inputs["globalDefault"] is False
+    held = [m for m in cfg.models if m.headroom_slots]
+    assert [m.name for m in held] == ["qwen3-8b"]  # the 1-GPU model; the 4-GPU one holds none
+    for model in cfg.models:
+        if not model.headroom_slots:
+            assert headroom_name(model) not in deployments
+            continue
+        placeholder = deployments[headroom_name(model)]
+        assert priority.urn in placeholder.dependencies
+        real = deployments[model.name].inputs["spec"]
+        spec = placeholder.inputs["spec"]
+        assert spec["replicas"] == model.headroom_slots
+        pod, real_pod = spec["template"]["spec"], real["template"]["spec"]
+        assert pod["priorityClassName"] == PRIORITY_CLASS and pod["terminationGracePeriodSeconds"] == 0
+        assert pod["affinity"] == real_pod["affinity"] and pod["tolerations"] == real_pod["tolerations"]
+        (container,) = pod["containers"]
+        (server,) = [c for c in real_pod["containers"] if c["name"] == "vllm"]
+        assert container["resources"]["requests"] == server["resources"]["requests"]  # the same GPUs, CPU and memory
+        assert container["image"] == server["image"]  # the node pulls the replica's image
+        assert pod["securityContext"]["runAsNonRoot"] is True and container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        # nothing that counts the model's replicas counts a placeholder
+        labels = spec["template"]["metadata"]["labels"]
+        assert not (real["selector"]["matchLabels"].items() <= labels.items())
+
+
+def test_a_models_own_headroom_beats_the_stack_default_and_costs_are_flagged():
+    values = _values("dev")
+    values["llm-platform:scaleOut"] = {"warmHeadroom": 2}
+    cfg = stack_from(values, "dev").validate()
+    assert cfg.models[0].headroom_slots == 2 and model_scale_out(cfg, cfg.models[0]).as_output()["warmHeadroom"] == 2
+    run = run_program(stack_from(values, "dev"), preview=True)
+    assert run.error is None, run.error
+    assert "warm headroom: 2 l4 GPU(s) held for qwen3-4b at minimum scale" in run.outputs["cost"]["notIncluded"]
+    values["llm-platform:models"][0]["warmHeadroom"] = 0
+    cfg = stack_from(values, "dev").validate()
+    assert cfg.models[0].headroom_slots == 0
+    run = run_program(stack_from(values, "dev"), preview=True)
+    assert not run.of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")

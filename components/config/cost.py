@@ -24,6 +24,12 @@ def cost_pools(cfg: StackConfig) -> list[PoolToPrice]:
 
 def stack_cost(cfg: StackConfig) -> CostEstimate:
     overrides = {name: price.as_table_entry() for name, price in cfg.prices.items()}
-    return estimate_cost(
+    estimate = estimate_cost(
         cfg.region, cost_pools(cfg), overrides, lambda instance_type: f"set llm-platform:prices.{instance_type}", cfg.cloud
     )
+    # Placeholder pods hold real GPUs around the clock; the pools' minimum does not count them.
+    for model in cfg.models:
+        if model.headroom_slots:
+            gpus = model.headroom_slots * model.gpus_per_replica
+            estimate.not_included.append(f"warm headroom: {gpus} {model.gpu_type} GPU(s) held for {model.name} at minimum scale")
+    return estimate

@@ -210,6 +210,9 @@ class ModelConfig(ConfigModel):
     )
     download_timeout: GoDuration = Field("3h", description="Longest the weight download Job may run.")
     access: AccessConfig = Field(AccessConfig(), description="Namespaces and ingress allowed to call the model.")
+    warm_headroom: int | None = Field(
+        None, ge=0, le=16, description="Spare replica slots held for this model by placeholder pods (default: the stack's scaleOut.warmHeadroom)."
+    )
     priority: int | None = Field(
         None,
         ge=-100,
@@ -247,6 +250,17 @@ class ModelConfig(ConfigModel):
     # take to start, and what comes before its container starts (node, GPU stack, image).
     _derived_load_seconds: int | None = PrivateAttr(None)
     _derived_before_start_seconds: int | None = PrivateAttr(None)
+    _compile_cache: bool = PrivateAttr(False)  # the stack's scaleOut.compileCache
+    _stack_headroom: int = PrivateAttr(0)  # the stack's scaleOut.warmHeadroom
+
+    @property
+    def compile_cache(self) -> bool:
+        return self._compile_cache
+
+    @property
+    def headroom_slots(self) -> int:
+        """Placeholder pods holding warm slots for this model."""
+        return self._stack_headroom if self.warm_headroom is None else self.warm_headroom
 
     @property
     def load_seconds(self) -> int:

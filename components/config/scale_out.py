@@ -70,7 +70,8 @@ def model_scale_out(cfg: StackConfig, model: ModelConfig) -> ScaleOutBudget | No
             weights_gib=fit.weights_gib * model.gpus_per_replica,
             weights_mib_per_second=read_rate(cfg, model),
             tensor_parallel=model.gpus_per_replica,
-            compile_cached=False,
+            compile_cached=cfg.scale_out.compile_cache,
+            warm_headroom=model.headroom_slots,
         )
     )
 
@@ -90,6 +91,8 @@ def derive_model_timing(cfg: StackConfig) -> list[Problem]:
     loadTimeout shorter than what the budget says the pod needs."""
     problems: list[Problem] = []
     for i, model in enumerate(cfg.models):
+        model._compile_cache = cfg.scale_out.compile_cache
+        model._stack_headroom = cfg.scale_out.warm_headroom
         budget = model_scale_out(cfg, model)
         if budget is None:
             continue

@@ -37,6 +37,7 @@ from .errors import (
     raise_problems,
 )
 from .models import RESERVED_NAMESPACES, ModelConfig, ModelPolicy, tensor_parallel_fits
+from .levers import ScaleOutConfig
 from .routing import GKE_POOL_TIMEOUT_SECONDS, RoutingConfig
 from .planning import architecture_problem, fit_problem
 from .types import (
@@ -383,6 +384,7 @@ class StackConfig(ConfigModel):
     models: list[ModelConfig] = Field(default_factory=list, description="vLLM model services, one VllmModelService each.")
     model_policy: ModelPolicy = Field(ModelPolicy(), description="Stack-wide rules for model services.")
     routing: RoutingConfig = Field(RoutingConfig(), description="One OpenAI endpoint for every model: Gateway API routing by model name.")
+    scale_out: ScaleOutConfig = Field(ScaleOutConfig(), description="Levers on how fast a model gets one more replica (see the models output's scaleOut).")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags on every cloud resource (labels on GCP).")
     prices: dict[InstanceTypeName, InstancePrice] = Field(
         default_factory=dict, description="Instance prices that override the dated price table in the cost estimate."

@@ -57,6 +57,7 @@ class CostEstimate:
     pools: list[PoolCost]
     warnings: list[str] = field(default_factory=list)
     cloud: str = "aws"
+    not_included: list[str] = field(default_factory=list)  # beyond the cloud's own list (e.g. GPUs held idle as warm headroom)
 
     @property
     def min_hourly(self) -> float:
@@ -97,7 +98,7 @@ class CostEstimate:
                 }
                 for p in self.pools
             ],
-            "notIncluded": list(NOT_INCLUDED[self.cloud]),
+            "notIncluded": [*NOT_INCLUDED[self.cloud], *self.not_included],
             "warnings": list(self.warnings),
         }
 

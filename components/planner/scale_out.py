@@ -36,11 +36,13 @@ class ScaleOutInputs:
     weights_mib_per_second: Sourced  # one pod's read rate from it
     tensor_parallel: int
     compile_cached: bool  # the torch.compile cache is shared, so a new replica does not compile
+    warm_headroom: int = 0  # placeholder-held slots: this many scale-outs find a warm node
 
 
 @dataclass(frozen=True)
 class ScaleOutBudget:
     phases: tuple[Phase, ...]
+    warm_headroom: int = 0  # the next this-many replicas start warm (held slots); later ones may start cold
 
     @property
     def warm_seconds(self) -> int:
@@ -59,7 +61,12 @@ class ScaleOutBudget:
         return sum(p.cold_seconds or 0 for p in self.phases if p.phase in IN_POD_PHASES)
 
     def as_output(self) -> dict[str, Any]:
-        return {"warmSeconds": self.warm_seconds, "coldSeconds": self.cold_seconds, "phases": [p.as_output() for p in self.phases]}
+        return {
+            "warmSeconds": self.warm_seconds,
+            "coldSeconds": self.cold_seconds,
+            "warmHeadroom": self.warm_headroom,
+            "phases": [p.as_output() for p in self.phases],
+        }
 
 
 IN_POD_PHASES = ("weights", "engine start", "readiness")
@@ -90,7 +97,7 @@ def scale_out_budget(inputs: ScaleOutInputs) -> ScaleOutBudget:
     engine_source = f"process start {data.process_start.value:g} s ({data.process_start.source})"
     if inputs.tensor_parallel > 1:
         engine_source += f", tensor parallelism {data.tensor_parallel_extra.value:g} s"
-    engine_source += f", init engine {init:.0f} s ({'compile cache hit' if inputs.compile_cached else 'torch.compile from scratch'}; {init_source})"
+    engine_source += f", init engine {init:.0f} s ({'torch.compile cache hit: the first replica filled the shared cache' if inputs.compile_cached else 'torch.compile from scratch'}; {init_source})"
     phases.append(Phase("engine start", round(start + init), round(start + init), engine_source))
     phases.append(Phase("readiness", round(data.readiness.value), round(data.readiness.value), data.readiness.source))
-    return ScaleOutBudget(tuple(phases))
+    return ScaleOutBudget(tuple(phases), inputs.warm_headroom)

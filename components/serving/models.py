@@ -14,6 +14,7 @@ from ..addons.monitoring import NAMESPACE as MONITORING_NAMESPACE
 from ..clusters.contract import ClusterContract
 from ..config.models import ModelConfig
 from ..releases import addon_namespace
+from .headroom import priority_class
 from .service import ModelPlatform, VllmModelService, VllmModelServiceArgs
 
 
@@ -52,6 +53,8 @@ class ModelServices(pulumi.ComponentResource):
         shared: dict[str, k8s.core.v1.Namespace] = {}
         for ns in dict.fromkeys(m.namespace for m in models if m.namespace):
             shared[ns] = addon_namespace(f"{name}-namespace-{ns}", ns, "baseline", platform.provider, self)
+        # One PriorityClass for every model's placeholders (cluster-scoped), only when some model holds headroom.
+        headroom_class = priority_class(f"{name}-headroom-priority", platform.provider, self) if any(m.headroom_slots for m in models) else None
         self.services = [
             VllmModelService(
                 f"{name}-{model.name}",
@@ -60,6 +63,7 @@ class ModelServices(pulumi.ComponentResource):
                     platform=platform,
                     hf_token=hf_token if model.gated else None,
                     shared_namespace=shared.get(model.namespace) if model.namespace else None,
+                    headroom_class=headroom_class,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import pulumi
 import pulumi_kubernetes as k8s
 
 from ..config.models import ModelConfig, tensor_parallel_fits
 from ..config.planning import max_num_seqs
 from ..config.types import duration_seconds
+from ..vllm.flags import VLLM_VERSION
 from ..scheduling import (
     GPU_TAINT,
     HOSTNAME_LABEL,
@@ -32,6 +34,11 @@ VLLM_PORT = 8000
 PORT_NAME = "http-openai"  # the OpenAI-compatible API (and /metrics, /health)
 WEIGHTS_MOUNT = "/weights"
 COMPLETE_MARKER = ".llm-platform-complete"  # written by the download Job after the last file
+# vLLM's torch.compile cache (VLLM_CACHE_ROOT), on the weights volume beside the snapshots, one
+# directory per vLLM version. vLLM keys each entry by its config, code and GPU, so replicas of one
+# model and version share entries; since vLLM 0.12 (PR #27616) concurrent writers are safe.
+COMPILE_CACHE_MOUNT = "/vllm-cache"
+COMPILE_CACHE_DIR = f".vllm-cache/{VLLM_VERSION}"
 
 # After a pod is marked terminating, Services, kube-proxy and ingress controllers take a few seconds
 # to stop sending it traffic; vLLM keeps serving during this sleep, then drains on SIGTERM.
@@ -214,3 +221,17 @@ def wait_for_weights_script(model: ModelConfig) -> str:
         f'echo "waiting for the weight download to finish ({directory})"; sleep 15; waited=$((waited + 15)); done; '
         f'echo "weights complete: revision $(cat "{directory}/{COMPLETE_MARKER}")"'
     )
+
+
+def compile_cache_volumes(model: ModelConfig, claim_name: pulumi.Input[str]) -> list[k8s.core.v1.VolumeArgs]:
+    """The weights claim once more, writable: only the cache's subdirectory is mounted from it, so
+    the server still sees its weights read-only."""
+    if not model.compile_cache:
+        return []
+    return [k8s.core.v1.VolumeArgs(name="compile-cache", persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(claim_name=claim_name))]
+
+
+def compile_cache_mounts(model: ModelConfig) -> list[k8s.core.v1.VolumeMountArgs]:
+    if not model.compile_cache:
+        return []
+    return [k8s.core.v1.VolumeMountArgs(name="compile-cache", mount_path=COMPILE_CACHE_MOUNT, sub_path=COMPILE_CACHE_DIR)]

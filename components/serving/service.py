@@ -26,12 +26,15 @@ from ..releases import addon_namespace
 from ..scheduling import GpuPoolPlacement
 from ..vllm.flags import VLLM_VERSION
 from .pod import (
+    COMPILE_CACHE_MOUNT,
     GPU_RESOURCE,
     PORT_NAME,
     VLLM_PORT,
     WEIGHTS_MOUNT,
     PodTiming,
     affinity,
+    compile_cache_mounts,
+    compile_cache_volumes,
     model_placements,
     probes,
     tolerations,
@@ -39,6 +42,7 @@ from .pod import (
     vllm_args,
     wait_for_weights_script,
 )
+from .headroom import headroom_deployment
 from .signals import prometheus_rule_spec, scaled_object_spec, service_monitor_spec
 from .weights import HF_TOKEN_KEY, download_job_name, download_job_spec
 
@@ -67,6 +71,7 @@ class VllmModelServiceArgs:
     platform: ModelPlatform
     hf_token: pulumi.Output[str] | None = None  # secret; required when model.gated
     shared_namespace: k8s.core.v1.Namespace | None = None  # when model.namespace is set
+    headroom_class: k8s.scheduling.v1.PriorityClass | None = None  # when some model holds warm headroom
 
 
 def pod_labels(model: ModelConfig) -> dict[str, str]:
@@ -109,6 +114,14 @@ class VllmModelService(pulumi.ComponentResource):
         account, token_secret = self._identity(args.hf_token, in_namespace)
         claim = self._weights(namespace, account, token_secret)
         deployment = self._deployment(account, claim)
+        if model.headroom_slots and args.headroom_class is not None:
+            headroom_deployment(
+                f"{name}-headroom",
+                model,
+                model_placements(model, platform.gpu_pools),
+                platform.gpu_pools,
+                self._opts(depends_on=[namespace, args.headroom_class]),
+            )
         service = self._service(in_namespace)
         self._disruption_budget(in_namespace)
         self._network_policy(in_namespace)
@@ -308,6 +321,7 @@ class VllmModelService(pulumi.ComponentResource):
                         # Weights are local: never reach the hub from a serving pod.
                         k8s.core.v1.EnvVarArgs(name="HF_HUB_OFFLINE", value="1"),
                         k8s.core.v1.EnvVarArgs(name="VLLM_NO_USAGE_STATS", value="1"),
+                        *([k8s.core.v1.EnvVarArgs(name="VLLM_CACHE_ROOT", value=COMPILE_CACHE_MOUNT)] if model.compile_cache else []),
                     ],
                     resources=k8s.core.v1.ResourceRequirementsArgs(
                         requests={"cpu": model.cpu, "memory": model.memory, GPU_RESOURCE: gpus},
@@ -319,7 +333,7 @@ class VllmModelService(pulumi.ComponentResource):
                         pre_stop=k8s.core.v1.LifecycleHandlerArgs(sleep=k8s.core.v1.SleepActionArgs(seconds=timing.pre_stop_seconds))
                     ),
                     security_context=server_security,
-                    volume_mounts=[weights_mount, k8s.core.v1.VolumeMountArgs(name="dshm", mount_path="/dev/shm")],
+                    volume_mounts=[weights_mount, k8s.core.v1.VolumeMountArgs(name="dshm", mount_path="/dev/shm"), *compile_cache_mounts(model)],
                     **probes(timing),
                 )
             ],
@@ -331,6 +345,7 @@ class VllmModelService(pulumi.ComponentResource):
                 k8s.core.v1.VolumeArgs(
                     name="dshm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit=model.shm_size)
                 ),
+                *compile_cache_volumes(model, claim_name),
             ],
         )
 
