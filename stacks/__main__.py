@@ -95,8 +95,11 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _urns(args: argparse.Namespace) -> int:
     run = run_program(load_stack_file(args.stack), preview=True)
-    if run.error is not None:
+    if isinstance(run.error, ConfigError):
         raise run.error
+    if run.error is not None:
+        print(f"error: the program failed for stack {args.stack!r}: {run.error}", file=sys.stderr)
+        return EXIT_FAILED
     text = render_snapshot(run)
     if args.write:
         snapshot_path(args.stack).parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ session: a run is deterministic, and the program takes ~0.1-0.5 s.
 from __future__ import annotations
 
 import copy
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,12 @@ import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
+
+# The routing CRDs the program installs are the upstream files at pinned hashes; with no network the
+# tests hand it the same files from ../shared/upstream (subprocesses inherit this).
+# (upstream.py reads the same LLM_PLATFORM_UPSTREAM; it imports this module, so not the reverse)
+_UPSTREAM = Path(os.environ.get("LLM_PLATFORM_UPSTREAM", PROJECT_DIR.parent / "shared" / "upstream"))
+os.environ.setdefault("LLM_PLATFORM_CRD_DIR", str(_UPSTREAM / "routing" / "crds"))
 
 from policy.rules import tolerates  # noqa: E402, F401 - the tests' one Kubernetes toleration check
 from stacks.offline import ProgramRun, run_program  # noqa: E402

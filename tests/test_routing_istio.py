@@ -7,6 +7,7 @@ import copy
 import hashlib
 import json
 import re
+import subprocess
 from typing import Any
 
 import pytest
@@ -46,20 +47,33 @@ def _releases(run) -> dict[str, Any]:
 # --- the CRDs ----------------------------------------------------------------------------------------
 
 
-def test_the_vendored_crds_are_the_upstream_files():
-    sources = yaml.safe_load((crd_install.CRD_DIR / "SOURCES.yaml").read_text())["files"]
-    files = {p.name for p in crd_install.CRD_DIR.glob("*.yaml")} - {"SOURCES.yaml"}
-    assert {s["file"] for s in sources} == files
-    for source in sources:
-        data = (crd_install.CRD_DIR / source["file"]).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == source["sha256"], source["file"]
-        assert re.fullmatch(r"[0-9a-f]{40}", source["commit"])
-    # where ../shared/upstream holds the same file (the schemas the tests check against), byte for byte
+def test_the_pinned_crds_are_the_upstream_files_at_their_commits():
+
+    pinned = crd_install.sources()
+    assert set(pinned) == {*crd_install.GATEWAY_API_FILES, *crd_install.INFERENCE_POOL_FILES, *crd_install.LLM_D_FILES}
     upstream = {p.name: p for p in (require_upstream() / "routing/crds").rglob("*.yaml")}
-    shared = files & set(upstream)
-    assert len(shared) >= 7
-    for name in shared:
-        assert (crd_install.CRD_DIR / name).read_bytes() == upstream[name].read_bytes(), name
+    for file, source in pinned.items():
+        assert re.fullmatch(rf"https://raw\.githubusercontent\.com/{re.escape(source['repo'])}/[0-9a-f]{{40}}/.+/{re.escape(file)}", source["url"]), file
+        # ../shared/upstream holds each one as its upstream wrote it: the hash pins exactly that file
+        assert hashlib.sha256(upstream[file].read_bytes()).hexdigest() == source["sha256"], file
+
+
+def test_a_crd_that_is_not_the_pinned_file_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "llm-d.ai_inferenceobjectives.yaml").write_text("apiVersion: v1\n")
+    monkeypatch.setenv(crd_install.CRD_DIR_ENV, str(tmp_path))
+    crd_install.crd_text.cache_clear()
+    try:
+        with pytest.raises(crd_install.CrdUnavailable, match="SHA-256 differs"):
+            crd_install.crd_text("llm-d.ai_inferenceobjectives.yaml")
+    finally:
+        crd_install.crd_text.cache_clear()
+
+
+def test_no_crd_file_is_committed_in_the_project():
+    from conftest import PROJECT_DIR
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True).stdout.split()
+    assert not [path for path in tracked if path.rsplit("/", 1)[-1] in crd_install.sources()]
 
 
 @pytest.mark.parametrize("stack", ["prod", "prod-gke", "prod-aks"])
@@ -70,11 +84,11 @@ def test_crds_are_installed_exactly_where_the_cloud_does_not_bring_them(stack):
     if stack == "prod-gke":  # GKE >= 1.34 installs the Gateway API and InferencePool itself
         assert names == llm_d
     else:
-        gateway_api = {f"{k}.gateway.networking.k8s.io" for k in ("gatewayclasses", "gateways", "httproutes", "grpcroutes", "referencegrants", "backendtlspolicies", "listenersets", "tlsroutes")}
+        gateway_api = {f"{k}.gateway.networking.k8s.io" for k in ("gatewayclasses", "gateways", "httproutes", "referencegrants")}
         assert names == gateway_api | {"inferencepools.inference.networking.k8s.io"} | llm_d
+    by_name = {doc["metadata"]["name"]: doc for file in crd_install.sources() for doc in crd_install.documents(file)}
     for crd in run.of_type(CRD):
-        (doc,) = crd_install.documents(next(f for f in crd_install.CRD_DIR.glob("*.yaml") if f.name.split("_")[1].split(".")[0] == crd.inputs["metadata"]["name"].split(".")[0]).name)
-        assert crd.inputs["spec"] == doc["spec"], crd.urn  # registered as upstream wrote it
+        assert crd.inputs["spec"] == by_name[crd.inputs["metadata"]["name"]]["spec"], crd.urn  # registered as upstream wrote it
         assert crd.inputs["metadata"]["annotations"]["pulumi.com/patchForce"] == "true"
 
 
@@ -87,15 +101,6 @@ def test_everything_written_in_a_routing_group_waits_for_its_crds(stack):
     for res in gated:
         # the picker discovers the llm-d.ai kinds once, at start: they must exist before it runs
         assert crds <= set(res.dependencies), res.urn
-
-
-def test_the_safe_upgrades_policy_comes_with_the_gateway_api():
-    run = _run("prod")
-    (policy,) = run.of_type("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy")
-    (binding,) = run.of_type("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding")
-    assert binding.inputs["spec"]["policyName"] == policy.inputs["metadata"]["name"] == "safe-upgrades.gateway.networking.k8s.io"
-    assert binding.inputs["spec"]["validationActions"] == ["Deny"]
-    assert not _run("prod-gke").of_type("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy")
 
 
 # --- Istio on EKS and AKS -------------------------------------------------------------------------------
