@@ -130,6 +130,12 @@ def cost_table(cost: dict[str, Any], cloud: str = "aws") -> list[str]:
     lines.append(f"  {'total per hour':<{total_w}}{low['perHour']:>11,.2f}{high['perHour']:>11,.2f}")
     lines.append(f"  {'total per month (' + str(cost['hoursPerMonth']) + ' h)':<{total_w}}{low['perMonth']:>11,.0f}{high['perMonth']:>11,.0f}")
     lines.append(f"  spot saving at maximum scale: {saving['perHour']:,.2f}/h, {saving['perMonth']:,.0f}/month (vs the same nodes on demand)")
+    held = cost.get("warmHeadroom") or {}
+    for entry in held.get("models", []):
+        lines.append(
+            f"  warm headroom for {entry['model']}: {entry['gpus']} GPU(s) held idle on {entry['instanceType']}, "
+            f"+{entry['perHour']:,.2f}/h, {entry['perMonth']:,.0f}/month beyond the minimum's nodes"
+        )
     lines += [f"  warning: {w}" for w in cost["warnings"]]
     return lines
 

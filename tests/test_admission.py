@@ -151,7 +151,7 @@ def _broken_monitored_objects(break_it):
                 else spec
             ),
             "llm-platform:models[0]",
-            "scrapeTimeout '20s' greater than scrapeInterval '15s'",
+            "scrapeTimeout '20s' greater than scrapeInterval '5s'",
         ),
     ],
     ids=["replica bounds", "fallback target type", "alert duration", "scrape timeout"],

@@ -35,6 +35,15 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 KUBE_STATE_METRICS = {"kube_deployment_spec_replicas", "kube_deployment_status_replicas_available"}
 
 
+
+def pulled_image(cfg, image: str) -> str:
+    """Where the stack's nodes pull a Docker Hub image from: GKE's mirror with scaleOut.fastImagePull."""
+    from components.clusters.gcp.images import mirror_prefix
+
+    if cfg.cloud == "gcp" and cfg.scale_out.fast_image_pull:
+        return f"{mirror_prefix(cfg.gcp.project, cfg.region)}/{image}"
+    return image
+
 def _upstream_flags() -> set[str]:
     return set((require_upstream() / "vllm/vllm-cli-flags.txt").read_text().split())
 
@@ -141,7 +150,7 @@ def test_tensor_parallel_size_is_the_gpu_limit(run, stack_config):
 def test_args_carry_the_typed_config(run, stack_config):
     for model in _models(stack_config):
         container = _vllm_container(_one(run, "Deployment", model))
-        assert container["image"] == model.image and container["command"] == ["vllm", "serve"]
+        assert container["image"] == pulled_image(stack_config, model.image) and container["command"] == ["vllm", "serve"]
         assert _arg(container, "--served-model-name") == model.served_name
         assert _arg(container, "--gpu-memory-utilization") == str(model.gpu_memory_utilization)
         assert _arg(container, "--kv-cache-dtype") == model.kv_cache_dtype
@@ -270,7 +279,7 @@ def test_weights_are_downloaded_once_to_shared_storage_and_awaited(run, stack_co
         pod = job["spec"]["template"]["spec"]
         env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
         assert env["MODEL_ID"] == model.model and env["MODEL_REVISION"] == model.revision
-        assert "snapshot_download" in env["DOWNLOAD_SCRIPT"]
+        assert "snapshot_download" in pod["containers"][0]["command"][-1]
         assert pod["nodeSelector"] == {"llm-platform.io/pool": "system", "llm-platform.io/node-role": "system"}
         assert not pod.get("tolerations")  # never on a GPU node
         assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]

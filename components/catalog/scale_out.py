@@ -25,7 +25,6 @@ class ScaleOutAssumptions:
     averaged_fraction: Sourced
     image_gb: Sourced
     pull_mb_per_second: Sourced
-    loader_gib_per_second: Sourced
     process_start: Sourced
     tensor_parallel_extra: Sourced
     readiness: Sourced
@@ -48,7 +47,6 @@ def assumptions() -> ScaleOutAssumptions:
         averaged_fraction=_sourced(raw["reaction"]["averagedFraction"]),
         image_gb=_sourced(raw["image"]["compressedGb"]),
         pull_mb_per_second=_sourced(raw["image"]["pullMBps"]),
-        loader_gib_per_second=_sourced(raw["weights"]["loaderGiBps"]),
         process_start=_sourced(raw["engine"]["processStartSeconds"]),
         tensor_parallel_extra=_sourced(raw["engine"]["tensorParallelExtraSeconds"]),
         readiness=_sourced(raw["engine"]["readinessSeconds"]),
@@ -62,6 +60,29 @@ def node_launch(cloud: str, adder: str, instance_type: str) -> Sourced:
     return _sourced(table.get("families", {}).get(family) or table["default"])
 
 
+@dataclass(frozen=True)
+class FastPull:
+    """A cloud's fast image pull: a rate (scales with the image), a fixed time, or a pull that
+    starts at node Ready and so overlaps the GPU-stack phase."""
+
+    source: str
+    mbps: float | None = None
+    seconds: float | None = None
+    overlaps_gpu_stack: bool = False
+
+
+def fast_image_pull(cloud: str) -> FastPull | None:
+    raw = _raw()["image"]["fastPull"].get(cloud)
+    if raw is None:
+        return None
+    return FastPull(str(raw["source"]), raw.get("mbps"), raw.get("seconds"), bool(raw.get("overlapsGpuStack", False)))
+
+
+def loader_read(kind: str) -> Sourced:
+    """What one pod's weight loader reads from a network file system, MiB/s (`runai-streamer`, `safetensors`)."""
+    return _sourced(_raw()["weights"]["loaders"][kind])
+
+
 def gpu_stack(kind: str) -> Sourced:
     """Node Ready -> GPUs allocatable: `gpuOperator` (ours) or `gkeManaged` (GKE's driver and plugin)."""
     return _sourced(_raw()["gpuStack"][kind])
@@ -70,10 +91,13 @@ def gpu_stack(kind: str) -> Sourced:
 def storage_read(kind: str, capacity_gib: int | None = None) -> Sourced:
     """One client's read rate from the weights volume, MiB/s."""
     raw = _raw()["weights"]["perClientMiBps"][kind]
-    value = float(raw["value"])
-    if raw.get("perTib"):
-        value = value * (capacity_gib or 1024) / 1024
-        value = min(value, float(raw["cap"])) if "cap" in raw else value
+    if "perGib" in raw:  # the share's own limit grows with its size
+        value = float(raw["base"]) + float(raw["perGib"]) * (capacity_gib or 1024)
+    else:
+        value = float(raw["value"])
+        if raw.get("perTib"):
+            value = value * (capacity_gib or 1024) / 1024
+    value = min(value, float(raw["cap"])) if "cap" in raw else value
     return Sourced(value, str(raw["source"]))
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
+from ..config.images import docker_hub_repository
 from ..scheduling import GpuPoolPlacement
 
 
@@ -137,7 +138,20 @@ class ClusterContract:
     # same labels and taints, so GPU DaemonSets tolerate them and models are placed on them.
     elastic_gpu_pools: tuple[GpuPoolPlacement, ...] = ()
     shared_weights: SharedWeights | None = None  # None when the stack turns it off
+    # A registry path that stands in for Docker Hub on this cluster (GKE: an Artifact Registry mirror
+    # its nodes stream images from); None: pull from Docker Hub. `image_ready` must exist first.
+    image_mirror: str | None = None
+    image_ready: tuple[pulumi.Resource, ...] = ()
+    # Pre-pull model images onto GPU nodes as they join (AKS: its GPU nodes have no faster pull we can turn on).
+    image_prepull: bool = False
     gateway: GatewaySupport | None = None  # None when the stack has no routing
+
+    def image(self, reference: str) -> str:
+        """Where this cluster's nodes pull `reference` from: through the mirror when it is a Docker Hub image."""
+        repository = docker_hub_repository(reference)
+        if self.image_mirror is None or repository is None:
+            return reference
+        return f"{self.image_mirror}/{repository}"
 
     @property
     def all_gpu_pools(self) -> tuple[GpuPoolPlacement, ...]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..planner.cost import CostEstimate, PoolToPrice, estimate_cost
+from ..planner.cost import CostEstimate, HeadroomCost, PoolToPrice, estimate_cost
+from .models import ModelConfig
 from .stack import StackConfig
 
 
@@ -30,6 +31,28 @@ def stack_cost(cfg: StackConfig) -> CostEstimate:
     # Placeholder pods hold real GPUs around the clock; the pools' minimum does not count them.
     for model in cfg.models:
         if model.headroom_slots:
-            gpus = model.headroom_slots * model.gpus_per_replica
-            estimate.not_included.append(f"warm headroom: {gpus} {model.gpu_type} GPU(s) held for {model.name} at minimum scale")
+            estimate.headroom.append(_headroom_cost(cfg, model, estimate))
     return estimate
+
+
+def _headroom_cost(cfg: StackConfig, model: ModelConfig, estimate: CostEstimate) -> HeadroomCost:
+    """The model's held GPUs at the lowest per-GPU price among the pools its replicas may use."""
+    shapes: dict[str, tuple[str, int, tuple[str, ...]]] = {  # pool -> (GPU type, GPUs per node, capacity types)
+        pool.name: (pool.gpu_type, pool.gpus_per_node, (pool.capacity_type,)) for pool in cfg.gpu_pools
+    }
+    if cfg.addons.karpenter.enabled:
+        shapes |= {k.name: (k.gpu_type, k.gpus_per_node, k.capacity_types) for k in cfg.addons.karpenter.node_pools}
+    options = [
+        (priced.node_price / shapes[priced.pool][1], priced.instance_type)
+        for priced in estimate.pools
+        if priced.pool in shapes
+        and shapes[priced.pool][0] == model.gpu_type
+        and shapes[priced.pool][1] >= model.gpus_per_replica
+        and (model.allows_spot or priced.capacity_type == "on-demand")
+        and priced.node_price is not None
+    ]
+    gpus = model.headroom_slots * model.gpus_per_replica
+    if not options:
+        return HeadroomCost(model.name, gpus, "-", None)
+    price, instance_type = min(options)
+    return HeadroomCost(model.name, gpus, instance_type, round(price, 4))

@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 from ..planner.memory_flags import memory_flags
 from ..vllm.flags import VLLM_IMAGE, VLLM_VERSION, extra_arg_problems
 from .errors import Problem, raise_problems
+from .levers import WeightLoader
 from .types import DNS_LABEL, ConfigModel, GoDuration, GpuType, duration_seconds, formatted
 
 ModelName = formatted(rf"(?=.{{1,40}}$){DNS_LABEL}", "a lowercase DNS label of at most 40 characters, such as qwen3-8b")
@@ -213,6 +214,11 @@ class ModelConfig(ConfigModel):
     warm_headroom: int | None = Field(
         None, ge=0, le=16, description="Spare replica slots held for this model by placeholder pods (default: the stack's scaleOut.warmHeadroom)."
     )
+    weight_loader: WeightLoader | None = Field(
+        None,
+        description="How vLLM reads this model's weights (default: the stack's scaleOut.weightLoader); 'safetensors' for "
+        "checkpoints the Run:ai streamer cannot read (PyTorch .bin only, GGUF).",
+    )
     priority: int | None = Field(
         None,
         ge=-100,
@@ -252,6 +258,8 @@ class ModelConfig(ConfigModel):
     _derived_before_start_seconds: int | None = PrivateAttr(None)
     _compile_cache: bool = PrivateAttr(False)  # the stack's scaleOut.compileCache
     _stack_headroom: int = PrivateAttr(0)  # the stack's scaleOut.warmHeadroom
+    _stack_weight_loader: WeightLoader = PrivateAttr("runai-streamer")  # the stack's scaleOut.weightLoader
+    _metrics_seconds: int = PrivateAttr(5)  # the stack's scaleOut.metricsInterval
 
     @property
     def compile_cache(self) -> bool:
@@ -261,6 +269,16 @@ class ModelConfig(ConfigModel):
     def headroom_slots(self) -> int:
         """Placeholder pods holding warm slots for this model."""
         return self._stack_headroom if self.warm_headroom is None else self.warm_headroom
+
+    @property
+    def metrics_seconds(self) -> int:
+        """How often Prometheus scrapes the model's vLLM metrics."""
+        return self._metrics_seconds
+
+    @property
+    def loader(self) -> WeightLoader:
+        """How vLLM reads the weights: the model's choice, else the stack's."""
+        return self._stack_weight_loader if self.weight_loader is None else self.weight_loader
 
     @property
     def load_seconds(self) -> int:

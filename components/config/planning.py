@@ -132,3 +132,29 @@ def _nearest_fit(model: ModelConfig) -> str:
     options.append("a smaller maxModelLen")
     return " or ".join(options)
 
+
+
+# The Run:ai streamer's CPU buffer per rank: its default (40 GB on a file system) would not fit a
+# 12 GiB-per-GPU pod, and it refuses a limit below the checkpoint's largest tensor
+# (runai-model-streamer docs/src/usage.md, "CPU Memory Capping"). 4 GiB keeps the 16 readers busy;
+# a vocabulary embedding larger than half of that raises it.
+RUNAI_BUFFER_FLOOR_BYTES = 4 * 2**30
+
+
+def runai_memory_limit(model: ModelConfig) -> int:
+    """`memory_limit` for the Run:ai streamer: twice the largest tensor (the vocabulary embedding,
+    in 16-bit) and at least the floor; 0 (the streamer's own minimum: its largest tensor) when the
+    planner has no architecture to size it from."""
+    try:
+        arch = model_architecture(model) if model.fit_check else None
+    except ArchitectureError:
+        arch = None
+    if arch is None:
+        return 0
+    largest = arch.vocab * arch.hidden * 2
+    return max(RUNAI_BUFFER_FLOOR_BYTES, -(-2 * largest // 2**30) * 2**30)
+
+
+def runai_buffer_bytes(model: ModelConfig) -> int:
+    """What the streamer's buffer takes from the pod's memory, per rank (the floor when unsized)."""
+    return runai_memory_limit(model) or RUNAI_BUFFER_FLOOR_BYTES

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import math
 
-from ..catalog.scale_out import Sourced, assumptions, gpu_stack, node_launch, storage_read
+from ..catalog.scale_out import Sourced, fast_image_pull, gpu_stack, loader_read, node_launch, storage_read
 from ..planner.scale_out import IN_POD_PHASES, ScaleOutBudget, ScaleOutInputs, scale_out_budget
 from .errors import Problem
-from .models import ModelConfig
-from .planning import model_fit
+from .images import docker_hub_repository
+from .levers import FAST_IMAGE_PULL_SINCE
+from .models import ModelConfig, memory_bytes
+from .planning import model_fit, runai_buffer_bytes
 from .stack import StackConfig
 from .types import duration_seconds
 
-VLLM_SCRAPE_SECONDS = 15  # the model's ServiceMonitor interval (serving.signals)
 
 
 def _cold_node(cfg: StackConfig, model: ModelConfig) -> tuple[Sourced, Sourced] | None:
@@ -41,17 +42,23 @@ def _storage(cfg: StackConfig) -> Sourced:
     if cfg.cloud == "gcp":
         assert cfg.gcp is not None
         return storage_read(f"filestore-{cfg.gcp.filestore.tier}", cfg.gcp.filestore.capacity_gib)
-    return storage_read("azure-files-premium")
+    assert cfg.azure is not None
+    return storage_read("azure-files-premium", cfg.azure.files.share_gib)
 
 
 def read_rate(cfg: StackConfig, model: ModelConfig) -> Sourced:
-    """One pod's read rate: the volume's per-client limit, or what its ranks' loaders can take."""
+    """One pod's read rate: the slower of its loader and the volume's per-client limit."""
     client = _storage(cfg)
-    loader = assumptions().loader_gib_per_second
-    loaders = loader.value * 1024 * model.gpus_per_replica
-    if loaders < client.value:
-        return Sourced(loaders, f"{model.gpus_per_replica} rank(s) x {loader.value:g} GiB/s, below the volume's limit: {loader.source}")
-    return client
+    loader = loader_read(model.loader)
+    if loader.value < client.value:
+        return Sourced(loader.value, f"the {model.loader} loader, below the volume's {client.value:g} MiB/s per client: {loader.source}")
+    return Sourced(client.value, f"the volume's per-client limit, below the {model.loader} loader's {loader.value:g} MiB/s: {client.source}")
+
+
+def pulls_fast(cfg: StackConfig, model: ModelConfig) -> bool:
+    """The model's image takes the cloud's fast path: on GKE only through the mirror, so only when
+    it is a Docker Hub image (a model's own registry is pulled as it is)."""
+    return cfg.cloud != "gcp" or docker_hub_repository(model.image) is not None
 
 
 def model_scale_out(cfg: StackConfig, model: ModelConfig) -> ScaleOutBudget | None:
@@ -62,7 +69,7 @@ def model_scale_out(cfg: StackConfig, model: ModelConfig) -> ScaleOutBudget | No
     cold = _cold_node(cfg, model)
     return scale_out_budget(
         ScaleOutInputs(
-            scrape_seconds=VLLM_SCRAPE_SECONDS,
+            scrape_seconds=model.metrics_seconds,
             from_zero=model.scaling.scale_to_zero,
             polling_seconds=duration_seconds(model.scaling.polling_interval),
             node_launch=cold[0] if cold else None,
@@ -72,8 +79,40 @@ def model_scale_out(cfg: StackConfig, model: ModelConfig) -> ScaleOutBudget | No
             tensor_parallel=model.gpus_per_replica,
             compile_cached=cfg.scale_out.compile_cache,
             warm_headroom=model.headroom_slots,
+            fast_pull=fast_image_pull(cfg.cloud) if cfg.scale_out.fast_image_pull and pulls_fast(cfg, model) else None,
         )
     )
+
+
+# Quantization methods that bring their own weight loader: vLLM picks it, and the Run:ai streamer
+# cannot stand in for it.
+OWN_LOADER_QUANTIZATION = frozenset({"gguf", "bitsandbytes"})
+
+
+def lever_problems(cfg: StackConfig) -> list[Problem]:
+    """A lever the stack's nodes cannot honour."""
+    karpenter = cfg.addons.karpenter
+    if cfg.cloud == "aws" and cfg.scale_out.fast_image_pull and karpenter.enabled:
+        pinned = karpenter.ami_alias.partition("@v")[2]
+        if pinned and pinned < FAST_IMAGE_PULL_SINCE:
+            return [(("addons", "karpenter", "amiAlias"), f"{karpenter.ami_alias} predates SOCI parallel pull (AL2023 v{FAST_IMAGE_PULL_SINCE}), "
+                     "which scaleOut.fastImagePull turns on: pin a newer AMI or set scaleOut.fastImagePull: false")]
+    return []
+
+
+def loader_problems(model: ModelConfig) -> list[Problem]:
+    """A Run:ai streamer the model cannot use, or whose CPU buffers its pod cannot hold."""
+    if model.loader != "runai-streamer":
+        return []
+    key = ("weightLoader",) if model.weight_loader else ()
+    if model.quantization in OWN_LOADER_QUANTIZATION:
+        where = key or ("quantization",)
+        return [(where, f"--quantization {model.quantization} loads its own weight format, which the Run:ai streamer cannot read: set weightLoader: safetensors")]
+    buffers = runai_buffer_bytes(model) * model.gpus_per_replica
+    if buffers > memory_bytes(model.memory) // 2:
+        return [(("resources", "memory"), f"{model.memory} cannot hold the Run:ai streamer's CPU buffers ({model.gpus_per_replica} x "
+                 f"{runai_buffer_bytes(model) / 2**30:.0f} GiB, at most half the pod's memory) beside vLLM: raise it, or set weightLoader: safetensors")]
+    return []
 
 
 # Probes and deadlines allow twice the budget: the figures are typical values, and a slower volume,
@@ -89,10 +128,13 @@ def _whole_minutes(seconds: float) -> int:
 def derive_model_timing(cfg: StackConfig) -> list[Problem]:
     """Give each model its startup window and rollout deadline from its budget, and refuse a
     loadTimeout shorter than what the budget says the pod needs."""
-    problems: list[Problem] = []
+    problems: list[Problem] = lever_problems(cfg)
     for i, model in enumerate(cfg.models):
         model._compile_cache = cfg.scale_out.compile_cache
         model._stack_headroom = cfg.scale_out.warm_headroom
+        model._stack_weight_loader = cfg.scale_out.weight_loader
+        model._metrics_seconds = duration_seconds(cfg.scale_out.metrics_interval)
+        problems += [(("models", i, *key), message) for key, message in loader_problems(model)]
         budget = model_scale_out(cfg, model)
         if budget is None:
             continue

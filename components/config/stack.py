@@ -39,6 +39,7 @@ from .errors import (
 from .models import RESERVED_NAMESPACES, ModelConfig, ModelPolicy, tensor_parallel_fits
 from .levers import ScaleOutConfig
 from .routing import GKE_POOL_TIMEOUT_SECONDS, RoutingConfig
+from ..planner.weight_formats import known_methods
 from .planning import architecture_problem, fit_problem
 from .types import (
     DNS_LABEL,
@@ -739,6 +740,13 @@ class StackConfig(ConfigModel):
                 f"on-demand, but every {model.gpu_type} pool with {tp}+ GPUs per node is spot-only "
                 f"({', '.join(p.name for p in fitting)}); add an on-demand pool or allow spot",
             )
+        if model.fit_check and model.quantization is not None and model.quantization not in known_methods():
+            yield (
+                ("quantization",),
+                f"{model.quantization!r} is a method the capacity planner does not model (it knows {', '.join(known_methods())}): "
+                "use one of those, or set fitCheck: false to deploy the model without the memory check",
+            )
+            return
         memory = fit_problem(model)
         if memory:
             yield (("maxModelLen" if model.max_model_len else "gpusPerReplica",), memory)

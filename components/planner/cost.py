@@ -52,12 +52,28 @@ class PoolCost:
 
 
 @dataclass(frozen=True)
+class HeadroomCost:
+    """GPUs a model's placeholder pods hold idle around the clock, priced per GPU on the cheapest
+    pool its replicas may use (a held slot is a slot on a node that runs for it)."""
+
+    model: str
+    gpus: int
+    instance_type: str
+    gpu_price: float | None  # USD/hour per GPU; None when the type has no price
+
+    @property
+    def hourly(self) -> float:
+        return self.gpus * (self.gpu_price or 0.0)
+
+
+@dataclass(frozen=True)
 class CostEstimate:
     region: str
     pools: list[PoolCost]
     warnings: list[str] = field(default_factory=list)
     cloud: str = "aws"
-    not_included: list[str] = field(default_factory=list)  # beyond the cloud's own list (e.g. GPUs held idle as warm headroom)
+    not_included: list[str] = field(default_factory=list)  # beyond the cloud's own list
+    headroom: list[HeadroomCost] = field(default_factory=list)
 
     @property
     def min_hourly(self) -> float:
@@ -98,6 +114,14 @@ class CostEstimate:
                 }
                 for p in self.pools
             ],
+            # Not in atMinimum: whether a held slot needs a node of its own depends on what else runs.
+            "warmHeadroom": {
+                **money(sum(h.hourly for h in self.headroom)),
+                "models": [
+                    {"model": h.model, "gpus": h.gpus, "instanceType": h.instance_type, "gpuPricePerHour": h.gpu_price, **money(h.hourly)}
+                    for h in self.headroom
+                ],
+            },
             "notIncluded": [*NOT_INCLUDED[self.cloud], *self.not_included],
             "warnings": list(self.warnings),
         }

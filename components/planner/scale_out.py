@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..catalog.scale_out import Sourced, assumptions, engine_init_seconds
+from ..catalog.scale_out import FastPull, Sourced, assumptions, engine_init_seconds
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class ScaleOutInputs:
     tensor_parallel: int
     compile_cached: bool  # the torch.compile cache is shared, so a new replica does not compile
     warm_headroom: int = 0  # placeholder-held slots: this many scale-outs find a warm node
+    fast_pull: FastPull | None = None  # the cloud's fast image pull (scaleOut.fastImagePull); None: containerd's default
+
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,21 @@ class ScaleOutBudget:
 IN_POD_PHASES = ("weights", "engine start", "readiness")
 
 
+def _image_pull(fast: FastPull | None, gpu_stack: Sourced | None) -> Phase:
+    data = assumptions()
+    size = f"{data.image_gb.value:g} GB ({data.image_gb.source})"
+    default = data.image_gb.value * 1000 / data.pull_mb_per_second.value
+    default_source = f"{size} at {data.pull_mb_per_second.value:g} MB/s from Docker Hub: {data.pull_mb_per_second.source}"
+    if fast is None:
+        return Phase("image pull", 0, round(default), default_source)
+    if fast.seconds is not None:
+        return Phase("image pull", 0, round(fast.seconds), f"fast image pull, {fast.seconds:g} s whatever the size: {fast.source}")
+    if fast.mbps is not None:
+        return Phase("image pull", 0, round(data.image_gb.value * 1000 / fast.mbps), f"fast image pull, {size} at {fast.mbps:g} MB/s: {fast.source}")
+    overlap = gpu_stack.value if fast.overlaps_gpu_stack and gpu_stack is not None else 0.0
+    return Phase("image pull", 0, round(max(default - overlap, 0.0)), f"pre-pulled from node Ready, {overlap:g} s of it under the GPU stack's start: {fast.source}; {default_source}")
+
+
 def scale_out_budget(inputs: ScaleOutInputs) -> ScaleOutBudget:
     data = assumptions()
     fraction = data.averaged_fraction.value
@@ -87,8 +104,7 @@ def scale_out_budget(inputs: ScaleOutInputs) -> ScaleOutBudget:
     else:
         phases.append(Phase("node launch", 0, round(inputs.node_launch.value), inputs.node_launch.source))
         phases.append(Phase("GPU stack", 0, round(inputs.gpu_stack.value), inputs.gpu_stack.source))
-    pull = data.image_gb.value * 1000 / data.pull_mb_per_second.value
-    phases.append(Phase("image pull", 0, round(pull), f"{data.image_gb.value:g} GB at {data.pull_mb_per_second.value:g} MB/s: {data.image_gb.source}; {data.pull_mb_per_second.source}"))
+    phases.append(_image_pull(inputs.fast_pull, inputs.gpu_stack))
     read = inputs.weights_gib * 1024 / inputs.weights_mib_per_second.value
     phases.append(Phase("weights", round(read), round(read), f"{inputs.weights_gib:.1f} GiB at {inputs.weights_mib_per_second.value:g} MiB/s: {inputs.weights_mib_per_second.source}"))
     init_cold, init_cached, init_source = engine_init_seconds(inputs.weights_gib)

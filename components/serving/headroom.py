@@ -46,7 +46,9 @@ def priority_class(resource_name: str, provider: k8s.Provider, parent: pulumi.Re
     )
 
 
-def placeholder_pod_spec(model: ModelConfig, pools: list[GpuPoolPlacement], all_pools: tuple[GpuPoolPlacement, ...]) -> k8s.core.v1.PodSpecArgs:
+def placeholder_pod_spec(
+    model: ModelConfig, image: str, pools: list[GpuPoolPlacement], all_pools: tuple[GpuPoolPlacement, ...]
+) -> k8s.core.v1.PodSpecArgs:
     gpus = str(model.gpus_per_replica)
     return k8s.core.v1.PodSpecArgs(
         priority_class_name=PRIORITY_CLASS,
@@ -60,7 +62,7 @@ def placeholder_pod_spec(model: ModelConfig, pools: list[GpuPoolPlacement], all_
         containers=[
             k8s.core.v1.ContainerArgs(
                 name="placeholder",
-                image=model.image,  # the node pulls the replica's image while it waits
+                image=image,  # the node pulls the replica's image (from where the server pulls it) while it waits
                 command=["sleep", "infinity"],
                 resources=k8s.core.v1.ResourceRequirementsArgs(
                     requests={"cpu": model.cpu, "memory": model.memory, GPU_RESOURCE: gpus},
@@ -77,6 +79,7 @@ def placeholder_pod_spec(model: ModelConfig, pools: list[GpuPoolPlacement], all_
 def headroom_deployment(
     resource_name: str,
     model: ModelConfig,
+    image: str,
     pools: list[GpuPoolPlacement],
     all_pools: tuple[GpuPoolPlacement, ...],
     opts: pulumi.ResourceOptions,
@@ -95,7 +98,7 @@ def headroom_deployment(
             replicas=model.headroom_slots,
             selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
             template=k8s.core.v1.PodTemplateSpecArgs(
-                metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels), spec=placeholder_pod_spec(model, pools, all_pools)
+                metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels), spec=placeholder_pod_spec(model, image, pools, all_pools)
             ),
         ),
         opts=opts,

@@ -15,6 +15,7 @@ from ..clusters.contract import ClusterContract
 from ..config.models import ModelConfig
 from ..releases import addon_namespace
 from .headroom import priority_class
+from .prepull import ImagePrepull
 from .service import ModelPlatform, VllmModelService, VllmModelServiceArgs
 
 
@@ -37,6 +38,9 @@ def model_platform(cluster: ClusterContract, addons: AddonsContract) -> ModelPla
         monitoring_namespace=MONITORING_NAMESPACE,
         monitoring_release=addons.monitoring_release,
         keda_release=addons.keda_release,
+        image_of=cluster.image,
+        image_ready=cluster.image_ready,
+        image_prepull=cluster.image_prepull,
     )
 
 
@@ -55,6 +59,11 @@ class ModelServices(pulumi.ComponentResource):
             shared[ns] = addon_namespace(f"{name}-namespace-{ns}", ns, "baseline", platform.provider, self)
         # One PriorityClass for every model's placeholders (cluster-scoped), only when some model holds headroom.
         headroom_class = priority_class(f"{name}-headroom-priority", platform.provider, self) if any(m.headroom_slots for m in models) else None
+        if platform.image_prepull and models:
+            images: dict[str, list[str]] = {}
+            for model in models:
+                images.setdefault(platform.image_of(model.image), []).append(model.gpu_type)
+            ImagePrepull(f"{name}-prepull", images, platform.gpu_pools, platform.provider, list(platform.image_ready), pulumi.ResourceOptions(parent=self))
         self.services = [
             VllmModelService(
                 f"{name}-{model.name}",

@@ -7,6 +7,7 @@ are computed in one place and asserted by tests without a cluster.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ..config.models import ModelConfig, tensor_parallel_fits
-from ..config.planning import max_num_seqs
+from ..config.planning import max_num_seqs, runai_memory_limit
 from ..config.types import duration_seconds
 from ..vllm.flags import VLLM_VERSION
 from ..scheduling import (
@@ -102,7 +103,21 @@ def vllm_args(model: ModelConfig) -> list[str]:
         args += ["--max-num-seqs", str(seqs)]
     if model.quantization is not None:
         args += ["--quantization", model.quantization]
-    return args + list(model.extra_args)
+    return args + loader_args(model) + list(model.extra_args)
+
+
+# Run:ai's default for a file system: the readers that keep an NFS client's pipe full.
+RUNAI_CONCURRENCY = 16
+
+
+def loader_args(model: ModelConfig) -> list[str]:
+    """The weight loader (scaleOut.weightLoader): the Run:ai streamer reads each file with 16
+    concurrent readers into a bounded CPU buffer and streams tensors to the GPU as they arrive;
+    vLLM's default memory-maps the files, which on NFS turns into slow page-sized reads."""
+    if model.loader != "runai-streamer":
+        return []
+    extra = json.dumps({"concurrency": RUNAI_CONCURRENCY, "memory_limit": runai_memory_limit(model)}, separators=(",", ":"))
+    return ["--load-format", "runai_streamer", "--model-loader-extra-config", extra]
 
 
 def model_placements(model: ModelConfig, placements: tuple[GpuPoolPlacement, ...]) -> list[GpuPoolPlacement]:

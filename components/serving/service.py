@@ -14,7 +14,8 @@ Deployments), so a `pulumi up` never resets a scaled-out service to its minimum.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -63,6 +64,10 @@ class ModelPlatform:
     monitoring_namespace: str  # Prometheus scrapes from here: admitted by the NetworkPolicy
     monitoring_release: pulumi.Resource  # brings the ServiceMonitor/PrometheusRule CRDs
     keda_release: pulumi.Resource  # brings the ScaledObject CRD
+    # Where nodes pull an image from (the cluster's Docker Hub mirror, if any), and what must exist first.
+    image_of: Callable[[str], str] = field(default=lambda reference: reference)
+    image_ready: tuple[pulumi.Resource, ...] = ()
+    image_prepull: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,9 +123,10 @@ class VllmModelService(pulumi.ComponentResource):
             headroom_deployment(
                 f"{name}-headroom",
                 model,
+                platform.image_of(model.image),
                 model_placements(model, platform.gpu_pools),
                 platform.gpu_pools,
-                self._opts(depends_on=[namespace, args.headroom_class]),
+                self._opts(depends_on=[namespace, args.headroom_class, *platform.image_ready]),
             )
         service = self._service(in_namespace)
         self._disruption_budget(in_namespace)
@@ -193,12 +199,13 @@ class VllmModelService(pulumi.ComponentResource):
                 ),
                 spec=download_job_spec(
                     model,
+                    platform.image_of(model.image),
                     claim.metadata.name,
                     account.metadata.name,
                     token_secret.metadata.name if token_secret else None,
                     platform.system_node_selector,
                 ),
-                opts=self._opts(depends_on=[claim, account] + ([token_secret] if token_secret else [])),
+                opts=self._opts(depends_on=[claim, account, *platform.image_ready] + ([token_secret] if token_secret else [])),
             )
         return claim
 
@@ -224,7 +231,7 @@ class VllmModelService(pulumi.ComponentResource):
                 ),
             ),
             opts=self._opts(
-                depends_on=[claim, account],
+                depends_on=[claim, account, *self._platform.image_ready],
                 # A first rollout may wait for the download, a GPU node and the model load.
                 custom_timeouts=pulumi.CustomTimeouts(
                     create=f"{timing.progress_deadline_seconds + duration_seconds(model.download_timeout)}s",
@@ -303,7 +310,7 @@ class VllmModelService(pulumi.ComponentResource):
             init_containers=[
                 k8s.core.v1.ContainerArgs(
                     name="wait-for-weights",
-                    image=model.image,  # pulled for the server anyway: no second image
+                    image=self._platform.image_of(model.image),  # pulled for the server anyway: no second image
                     command=["sh", "-c", wait_for_weights_script(model)],
                     resources=k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "128Mi"}),
                     security_context=hardening,
@@ -313,7 +320,7 @@ class VllmModelService(pulumi.ComponentResource):
             containers=[
                 k8s.core.v1.ContainerArgs(
                     name="vllm",
-                    image=model.image,
+                    image=self._platform.image_of(model.image),
                     command=["vllm", "serve"],
                     args=vllm_args(model),
                     ports=[k8s.core.v1.ContainerPortArgs(name=PORT_NAME, container_port=VLLM_PORT, protocol="TCP")],

@@ -32,6 +32,8 @@ KV_CACHE_TRIGGER = "kv-cache"
 ACTIVE_HOURS_TRIGGER = "active-hours"
 NO_READY_REPLICA_ALERT = "VllmNoReadyReplica"
 QUEUE_ALERT = "VllmRequestsQueueing"
+# The HPA's own sync period: a scale-up policy period shorter than it cannot act any sooner.
+SCALE_UP_PERIOD_SECONDS = 15
 
 
 def scaled_object_spec(model: ModelConfig, deployment: str, prometheus_url: str) -> dict:
@@ -43,7 +45,8 @@ def scaled_object_spec(model: ModelConfig, deployment: str, prometheus_url: str)
       mean, ceil(sum / target)). One target type on purpose: KEDA's fallback for an AverageValue
       target needs nothing from the cluster, while for a Value target it divides by the ready
       replicas and does nothing when none is ready (`pkg/fallback/fallback.go`).
-    - Scale-up is immediate and may double; scale-down waits out the stabilization window and sheds
+    - Scale-up is immediate and may double, or add four, every HPA sync (15 s): a 100x spike is
+      not rationed to two replicas a minute; nodes, not the policy, are what it waits for. Scale-down waits out the stabilization window and sheds
       one replica per two minutes, because a replica removed by mistake costs minutes to return.
     - If Prometheus is unreachable, KEDA holds the current count (never drops to the minimum).
     - Scale-to-zero: minReplicaCount 0; the triggers' activation thresholds keep the model up while
@@ -96,8 +99,8 @@ def scaled_object_spec(model: ModelConfig, deployment: str, prometheus_url: str)
                         "stabilizationWindowSeconds": 0,
                         "selectPolicy": "Max",
                         "policies": [
-                            {"type": "Percent", "value": 100, "periodSeconds": 60},
-                            {"type": "Pods", "value": 2, "periodSeconds": 60},
+                            {"type": "Percent", "value": 100, "periodSeconds": SCALE_UP_PERIOD_SECONDS},
+                            {"type": "Pods", "value": 4, "periodSeconds": SCALE_UP_PERIOD_SECONDS},
                         ],
                     },
                     "scaleDown": {
@@ -156,12 +159,15 @@ def scaled_object_config_key(path: tuple, manifest: dict) -> tuple[str, ...]:
 
 
 def service_monitor_spec(model: ModelConfig, port_name: str, selector: dict[str, str]) -> dict:
-    """vLLM's /metrics every 15 s (KEDA reads what Prometheus scraped, so this bounds how fast a
-    spike is seen), with a timeout below the interval as Prometheus Operator requires."""
+    """vLLM's /metrics every scaleOut.metricsInterval (5 s by default: KEDA reads what Prometheus
+    scraped, so this bounds how fast a spike is seen), with a timeout below the interval as
+    Prometheus Operator requires."""
+    interval = model.metrics_seconds
+    timeout = min(10, max(1, interval - 1))
     return {
         "selector": {"matchLabels": selector},
         "namespaceSelector": {"matchNames": [model.namespace_name]},
-        "endpoints": [{"port": port_name, "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}],
+        "endpoints": [{"port": port_name, "path": "/metrics", "interval": f"{interval}s", "scrapeTimeout": f"{timeout}s"}],
     }
 
 

@@ -5,8 +5,11 @@ volume; vLLM pods only read it (their init container waits for the completion ma
 scale-out from 1 to 20 replicas reads EFS instead of pulling the same 16-140 GB from the hub 20
 times, and the hub's rate limits or an outage cannot stop a scale-up.
 
-The Job runs on the CPU system pool (a GPU node would be billed while it downloads) with a small
-Python image and a pinned `huggingface_hub`, not the ~10 GB vLLM image.
+The Job runs on the CPU system pool (a GPU node would be billed while it downloads) with the
+model's own vLLM image, which already carries `huggingface_hub` at the version vLLM was released
+with: nothing is installed at run time, and there is one image to mirror and pull, not two. Where
+the cluster mirrors Docker Hub (GKE), the Job's pull is the one that fills the mirror, before any GPU
+node asks for the image.
 """
 
 from __future__ import annotations
@@ -19,8 +22,6 @@ from ..config.models import ModelConfig
 from ..config.types import duration_seconds
 from .pod import COMPLETE_MARKER, WEIGHTS_MOUNT, weights_dir
 
-DOWNLOAD_IMAGE = "python:3.12-slim"
-HUGGINGFACE_HUB_VERSION = "1.33.0"
 HF_TOKEN_KEY = "HF_TOKEN"
 
 # Idempotent and resumable: a finished snapshot (marker present) exits at once; an interrupted one
@@ -55,13 +56,14 @@ def download_job_name(model: ModelConfig) -> str:
     """Changes whenever what the Job would download changes, so Pulumi replaces the (immutable)
     Job by creating the new one first; the old revision's files stay for a rollback."""
     digest = hashlib.sha256(
-        "\n".join([model.model, model.revision, DOWNLOAD_IMAGE, HUGGINGFACE_HUB_VERSION, DOWNLOAD_SCRIPT]).encode()
+        "\n".join([model.model, model.revision, model.image, DOWNLOAD_SCRIPT]).encode()
     ).hexdigest()[:8]
     return f"{model.name}-download-{digest}"
 
 
 def download_job_spec(
     model: ModelConfig,
+    image: str,
     claim_name: str,
     service_account: str,
     token_secret: str | None,
@@ -83,11 +85,6 @@ def download_job_spec(
                 ),
             )
         )
-    command = (
-        f"pip install --quiet --no-cache-dir --user huggingface_hub=={HUGGINGFACE_HUB_VERSION} "
-        '&& exec python -c "$DOWNLOAD_SCRIPT"'
-    )
-    env.append(k8s.core.v1.EnvVarArgs(name="DOWNLOAD_SCRIPT", value=DOWNLOAD_SCRIPT))
     return k8s.batch.v1.JobSpecArgs(
         # Retries resume the partial download; the deadline bounds a hub outage.
         backoff_limit=6,
@@ -105,8 +102,8 @@ def download_job_spec(
                 containers=[
                     k8s.core.v1.ContainerArgs(
                         name="download",
-                        image=DOWNLOAD_IMAGE,
-                        command=["sh", "-c", command],
+                        image=image,
+                        command=["python3", "-c", DOWNLOAD_SCRIPT],
                         env=env,
                         resources=k8s.core.v1.ResourceRequirementsArgs(
                             requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "4Gi"}

@@ -45,7 +45,8 @@ PLATFORM_FLAGS: dict[str, str] = {
     "--port": "(the platform's Service port)",
     "--shutdown-timeout": "drainSeconds",
     "--download-dir": "(weights come from the shared volume)",
-    "--load-format": "(weights come from the shared volume as a snapshot)",
+    "--load-format": "weightLoader",
+    "--model-loader-extra-config": "weightLoader (the Run:ai streamer's concurrency and buffer are set from the model)",
 }
 
 # Accepted by vLLM 0.33.0 but incompatible with how the platform runs it; the value says why.
@@ -102,7 +103,7 @@ ALLOWED_EXTRA_FLAGS: frozenset[str] = frozenset(
         "--enforce-eager", "--max-logprobs", "--logprobs-mode", "--seed", "--runner", "--convert",
         "--model-impl", "--quantization-config", "--disable-sliding-window", "--disable-cascade-attn",
         "--pooler-config", "--max-parallel-loading-workers", "--safetensors-load-strategy",
-        "--ignore-patterns", "--model-loader-extra-config", "--enable-prompt-embeds",
+        "--ignore-patterns", "--enable-prompt-embeds",
         # parallelism within one node
         "--enable-expert-parallel", "--disable-custom-all-reduce", "--distributed-executor-backend",
         "--enable-eplb", "--eplb-config", "--all2all-backend", "--decode-context-parallel-size",

@@ -429,7 +429,7 @@ def build_eks_cluster(name: str, cfg: StackConfig, tags: dict[str, str]) -> Clus
     aws_opts = pulumi.ResourceOptions(providers=[aws_provider])
     elastic: tuple[GpuPoolPlacement, ...] = ()
     if cfg.addons.karpenter.enabled:
-        karpenter = Karpenter(f"{name}-karpenter", KarpenterArgs(contract, cfg.addons.karpenter), opts=aws_opts)
+        karpenter = Karpenter(f"{name}-karpenter", KarpenterArgs(contract, cfg.addons.karpenter, cfg.scale_out.fast_image_pull), opts=aws_opts)
         elastic = tuple(karpenter.placements)
     shared = None
     if cfg.addons.efs_csi.enabled:

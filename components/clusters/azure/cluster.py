@@ -304,4 +304,7 @@ def build_aks_cluster(name: str, cfg: StackConfig, tags: dict[str, str]) -> Clus
     if acfg.files.enabled:
         storage = AzureFilesSharedStorage(f"{name}-weights", AzureFilesSharedStorageArgs(contract, acfg.files, tags), opts=azure_opts)
         shared = SharedWeights(storage.storage_class_name, storage.storage_class, storage.claim_size)
-    return replace(contract, shared_weights=shared)
+    # AKS's own fast path, artifact streaming, needs a Premium ACR, a per-image conversion with the
+    # Azure CLI and an agent-pool field the pinned azure-native API (2025-09-01) lacks, and is not
+    # documented for GPU pools: the pull starts early instead (serving/prepull.py).
+    return replace(contract, shared_weights=shared, image_prepull=cfg.scale_out.fast_image_pull)

@@ -46,6 +46,7 @@ from ...scheduling import GpuPoolPlacement, Taint, system_pool_labels
 from ..contract import ClusterContract, GatewaySupport, GcpClusterHooks, SharedWeights
 from ..shared import exec_kubeconfig, gcp_labels, placement_of
 from .iam import node_service_account
+from .images import DockerHubMirror
 from .network import PODS_RANGE, SERVICES_RANGE, GcpVpc, GcpVpcArgs
 from .storage import FilestoreSharedStorage, FilestoreSharedStorageArgs
 
@@ -100,6 +101,7 @@ class GkeGpuClusterArgs:
     labels: dict[str, str]
     gcp_provider: pulumi.ProviderResource
     routing: bool = False  # the Gateway API on, and a proxy-only subnet for its regional load balancers
+    image_streaming: bool = False  # scaleOut.fastImagePull: nodes stream images from an Artifact Registry mirror
 
 
 class GkeGpuCluster(pulumi.ComponentResource):
@@ -115,8 +117,11 @@ class GkeGpuCluster(pulumi.ComponentResource):
         cfg, gcfg = args.cluster, args.gcp
 
         network_name, network_id, subnetwork_id = self._network(pulumi.ResourceOptions(parent=self, protect=cfg.protect))
-        account, grants = node_service_account(name, gcfg.project, cfg.name, self)
+        account, grants = node_service_account(name, gcfg.project, cfg.name, self, args.image_streaming)
         self._account = account
+        mirror = None
+        if args.image_streaming:
+            mirror = DockerHubMirror(f"{name}-images", gcfg.project, args.region, account.email, args.labels, pulumi.ResourceOptions(parent=self))
         self.gke = self._control_plane(network_id, subnetwork_id, account.email, grants)
 
         system = self._node_pool(
@@ -172,6 +177,8 @@ class GkeGpuCluster(pulumi.ComponentResource):
             gpu_driver_host_path=GKE_DRIVER_HOST_PATH,
             kube_proxy_metrics=False,  # Dataplane V2 replaces kube-proxy
             gateway=self._gateway(),
+            image_mirror=mirror.prefix if mirror else None,
+            image_ready=(mirror.repository, mirror.reader) if mirror else (),
             gcp=GcpClusterHooks(
                 project=gcfg.project,
                 region=args.region,
@@ -273,6 +280,14 @@ class GkeGpuCluster(pulumi.ComponentResource):
                 gce_persistent_disk_csi_driver_config=gcp.container.ClusterAddonsConfigGcePersistentDiskCsiDriverConfigArgs(enabled=True),
             ),
             cluster_autoscaling=self._cluster_autoscaling(node_account),
+            # Node pools that auto-provisioning creates stream images like ours.
+            node_pool_defaults=gcp.container.ClusterNodePoolDefaultsArgs(
+                node_config_defaults=gcp.container.ClusterNodePoolDefaultsNodeConfigDefaultsArgs(
+                    gcfs_config=gcp.container.ClusterNodePoolDefaultsNodeConfigDefaultsGcfsConfigArgs(enabled=True)
+                )
+            )
+            if self._args.image_streaming
+            else None,
             # GKE's Gateway controller, with the Gateway API and InferencePool CRDs (GKE >= 1.34)
             gateway_api_config=gcp.container.ClusterGatewayApiConfigArgs(channel="CHANNEL_STANDARD") if self._args.routing else None,
             resource_labels=self._args.labels,
@@ -326,6 +341,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
             ),
             metadata={"disable-legacy-endpoints": "true"},
             resource_labels=self._args.labels,
+            gcfs_config=gcp.container.NodePoolNodeConfigGcfsConfigArgs(enabled=True) if self._args.image_streaming else None,
         )
 
     def _gpu_pool(self, pool: GpuPoolConfig, placement: GpuPoolPlacement, grants: list[pulumi.Resource]) -> gcp.container.NodePool:
@@ -414,6 +430,7 @@ def build_gke_cluster(name: str, cfg: StackConfig, tags: dict[str, str]) -> Clus
             labels=tags,
             gcp_provider=gcp_provider,
             routing=cfg.routing.enabled,
+            image_streaming=cfg.scale_out.fast_image_pull,
         ),
         opts=gcp_opts,
     )

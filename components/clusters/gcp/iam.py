@@ -13,6 +13,9 @@ import pulumi
 import pulumi_gcp as gcp
 
 NODE_ROLES = ("roles/container.defaultNodeServiceAccount",)
+# Image streaming reads images through the Container File System API, which bills the project the
+# image lives in: a custom node account needs permission to use that project's services.
+STREAMING_ROLES = ("roles/serviceusage.serviceUsageConsumer",)
 ACCOUNT_ID_MAX = 30  # GCP service account ids are 6-30 characters
 
 
@@ -20,7 +23,9 @@ def node_account_id(cluster_name: str) -> str:
     return f"{cluster_name[: ACCOUNT_ID_MAX - len('-nodes')]}-nodes"
 
 
-def node_service_account(name: str, project: str, cluster_name: str, parent: pulumi.Resource) -> tuple[gcp.serviceaccount.Account, list[pulumi.Resource]]:
+def node_service_account(
+    name: str, project: str, cluster_name: str, parent: pulumi.Resource, image_streaming: bool = False
+) -> tuple[gcp.serviceaccount.Account, list[pulumi.Resource]]:
     account = gcp.serviceaccount.Account(
         f"{name}-nodes",
         account_id=node_account_id(cluster_name),
@@ -36,6 +41,6 @@ def node_service_account(name: str, project: str, cluster_name: str, parent: pul
             member=account.email.apply(lambda email: f"serviceAccount:{email}"),
             opts=pulumi.ResourceOptions(parent=parent),
         )
-        for role in NODE_ROLES
+        for role in (*NODE_ROLES, *(STREAMING_ROLES if image_streaming else ()))
     ]
     return account, grants
