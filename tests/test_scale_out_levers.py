@@ -337,3 +337,18 @@ def test_held_gpus_are_priced_on_the_cheapest_pool_the_model_may_use():
     assert entry["perHour"] == round(entry["gpus"] * entry["gpuPricePerHour"], 2)
     assert held["perHour"] == entry["perHour"] and held["perMonth"] == pytest.approx(entry["gpus"] * entry["gpuPricePerHour"] * 730, abs=0.01)
     assert not any("warm headroom" in item for item in run.outputs["cost"]["notIncluded"])
+
+
+def test_a_system_disk_too_small_for_the_download_image_is_refused():
+    from components.config.scale_out import system_disk_needed_gib
+
+    needed = system_disk_needed_gib()
+    data = assumptions()
+    assert needed * 2**30 * 0.85 >= (data.image_gb.value + data.image_unpacked_gb.value) * 1e9  # the image alone fits below GC
+    values = _values("dev")
+    values["llm-platform:systemPool"] = {**values.get("llm-platform:systemPool", {}), "diskSizeGib": needed - 1}
+    ((key, message),) = _problems(values, "dev")
+    assert key == "llm-platform:systemPool.diskSizeGib" and f"at least {needed} GiB" in message
+    values["llm-platform:systemPool"]["diskSizeGib"] = needed
+    assert run_program(stack_from(values, "dev"), preview=True).error is None
+    assert load_stack_file("dev").validate().system_pool.disk_size_gib >= needed  # the default holds it

@@ -24,6 +24,7 @@ class ScaleOutAssumptions:
     hpa_sync: Sourced
     averaged_fraction: Sourced
     image_gb: Sourced
+    image_unpacked_gb: Sourced
     pull_mb_per_second: Sourced
     process_start: Sourced
     tensor_parallel_extra: Sourced
@@ -46,6 +47,7 @@ def assumptions() -> ScaleOutAssumptions:
         hpa_sync=_sourced(raw["reaction"]["hpaSyncSeconds"]),
         averaged_fraction=_sourced(raw["reaction"]["averagedFraction"]),
         image_gb=_sourced(raw["image"]["compressedGb"]),
+        image_unpacked_gb=_sourced(raw["image"]["unpackedGb"]),
         pull_mb_per_second=_sourced(raw["image"]["pullMBps"]),
         process_start=_sourced(raw["engine"]["processStartSeconds"]),
         tensor_parallel_extra=_sourced(raw["engine"]["tensorParallelExtraSeconds"]),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from ..catalog.scale_out import Sourced, fast_image_pull, gpu_stack, loader_read, node_launch, storage_read
+from ..catalog.scale_out import Sourced, assumptions, fast_image_pull, gpu_stack, loader_read, node_launch, storage_read
 from ..planner.scale_out import IN_POD_PHASES, ScaleOutBudget, ScaleOutInputs, scale_out_budget
 from .errors import Problem
 from .images import docker_hub_repository
@@ -89,15 +89,35 @@ def model_scale_out(cfg: StackConfig, model: ModelConfig) -> ScaleOutBudget | No
 OWN_LOADER_QUANTIZATION = frozenset({"gguf", "bitsandbytes"})
 
 
+# Besides the vLLM image, a system node holds its OS and the controllers' images; kubelet starts
+# removing images at 85 % of the disk (imageGCHighThresholdPercent), so the total must stay below.
+SYSTEM_NODE_OTHER_GB = 20
+IMAGE_GC_HIGH_THRESHOLD = 0.85
+
+
+def system_disk_needed_gib() -> int:
+    """The system pool's root volume that holds the vLLM image (compressed and unpacked) with the rest."""
+    data = assumptions()
+    needed_gb = (data.image_gb.value + data.image_unpacked_gb.value + SYSTEM_NODE_OTHER_GB) / IMAGE_GC_HIGH_THRESHOLD
+    return math.ceil(needed_gb * 1e9 / 2**30)
+
+
 def lever_problems(cfg: StackConfig) -> list[Problem]:
     """A lever the stack's nodes cannot honour."""
+    problems: list[Problem] = []
+    if any(not m.is_local_path for m in cfg.models) and cfg.system_pool.disk_size_gib < system_disk_needed_gib():
+        problems.append(
+            (("systemPool", "diskSizeGib"), f"{cfg.system_pool.disk_size_gib} GiB cannot hold the vLLM image the weight download Jobs run "
+             f"({assumptions().image_gb.value:g} GB compressed, about {assumptions().image_unpacked_gb.value:g} GB unpacked) beside the "
+             f"controllers' images below kubelet's image-GC threshold: at least {system_disk_needed_gib()} GiB")
+        )
     karpenter = cfg.addons.karpenter
     if cfg.cloud == "aws" and cfg.scale_out.fast_image_pull and karpenter.enabled:
         pinned = karpenter.ami_alias.partition("@v")[2]
         if pinned and pinned < FAST_IMAGE_PULL_SINCE:
-            return [(("addons", "karpenter", "amiAlias"), f"{karpenter.ami_alias} predates SOCI parallel pull (AL2023 v{FAST_IMAGE_PULL_SINCE}), "
-                     "which scaleOut.fastImagePull turns on: pin a newer AMI or set scaleOut.fastImagePull: false")]
-    return []
+            problems.append((("addons", "karpenter", "amiAlias"), f"{karpenter.ami_alias} predates SOCI parallel pull (AL2023 v{FAST_IMAGE_PULL_SINCE}), "
+                             "which scaleOut.fastImagePull turns on: pin a newer AMI or set scaleOut.fastImagePull: false"))
+    return problems
 
 
 def loader_problems(model: ModelConfig) -> list[Problem]:

@@ -104,7 +104,11 @@ class SystemPoolConfig(_ScalingBounds):
     )
     min_size: int = Field(2, ge=1, le=100, description="At least 1: the controllers must run somewhere.")
     max_size: int = Field(4, ge=1, le=100)
-    disk_size_gib: int = Field(50, ge=20, le=1000, description="Root volume size.")
+    disk_size_gib: int = Field(
+        100, ge=20, le=1000,
+        description="Root volume size. The weight download Jobs run here with the vLLM image (about 38 GB on disk, compressed "
+        "and unpacked), so with models it must hold that beside the controllers' images.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SystemPoolConfig:

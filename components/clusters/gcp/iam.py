@@ -13,8 +13,8 @@ import pulumi
 import pulumi_gcp as gcp
 
 NODE_ROLES = ("roles/container.defaultNodeServiceAccount",)
-# Image streaming reads images through the Container File System API, which bills the project the
-# image lives in: a custom node account needs permission to use that project's services.
+# Image streaming goes through the Container File System API: GKE's image-streaming guide asks that
+# a custom node account may use the services of the project that holds the images.
 STREAMING_ROLES = ("roles/serviceusage.serviceUsageConsumer",)
 ACCOUNT_ID_MAX = 30  # GCP service account ids are 6-30 characters
 

@@ -1,11 +1,11 @@
 """The vLLM image on GKE, streamed (scaleOut.fastImagePull).
 
 GKE's image streaming mounts an image's layers over the network and fetches the bytes a container
-reads, so a ~10 GB vLLM image starts in seconds instead of a four-minute pull. It works only for
-images in Artifact Registry (or public Docker Hub images, which GKE does not stream from a private
-cluster without Cloud NAT egress to Docker Hub). So the stack keeps an Artifact Registry remote
-repository in its region that mirrors Docker Hub: the first pull fills it (the download Job on the
-system pool, with the same image, pulls first), and every GPU node streams from it afterwards.
+reads, so a ~10 GB vLLM image starts in seconds instead of a four-minute pull. It streams images
+held in Artifact Registry, and the vLLM image lives on Docker Hub. So the stack keeps an Artifact
+Registry remote repository of Docker Hub in its region: the first pull of a tag fills it (the
+download Job on the system pool, with the same image, pulls first), and every GPU node streams
+from it afterwards. The repository pulls from Docker Hub anonymously, once per tag.
 
 Needs the Artifact Registry and Container File System APIs enabled in the project.
 """
