@@ -40,7 +40,6 @@ class ScaleOutInputs:
     fast_pull: FastPull | None = None  # the cloud's fast image pull (scaleOut.fastImagePull); None: containerd's default
 
 
-
 @dataclass(frozen=True)
 class ScaleOutBudget:
     phases: tuple[Phase, ...]

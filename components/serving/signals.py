@@ -8,6 +8,7 @@ exporter is configured with. Tests check each name against the upstream lists.
 
 from __future__ import annotations
 
+from ..catalog.scale_out import assumptions
 from ..config.models import ModelConfig
 from ..config.types import duration_seconds
 
@@ -32,8 +33,8 @@ KV_CACHE_TRIGGER = "kv-cache"
 ACTIVE_HOURS_TRIGGER = "active-hours"
 NO_READY_REPLICA_ALERT = "VllmNoReadyReplica"
 QUEUE_ALERT = "VllmRequestsQueueing"
-# The HPA's own sync period: a scale-up policy period shorter than it cannot act any sooner.
-SCALE_UP_PERIOD_SECONDS = 15
+# The HPA's own sync period (the scale-out table's): a shorter policy period could not act sooner.
+SCALE_UP_PERIOD_SECONDS = int(assumptions().hpa_sync.value)
 
 
 def scaled_object_spec(model: ModelConfig, deployment: str, prometheus_url: str) -> dict:
@@ -46,8 +47,9 @@ def scaled_object_spec(model: ModelConfig, deployment: str, prometheus_url: str)
       target needs nothing from the cluster, while for a Value target it divides by the ready
       replicas and does nothing when none is ready (`pkg/fallback/fallback.go`).
     - Scale-up is immediate and may double, or add four, every HPA sync (15 s): a 100x spike is
-      not rationed to two replicas a minute; nodes, not the policy, are what it waits for. Scale-down waits out the stabilization window and sheds
-      one replica per two minutes, because a replica removed by mistake costs minutes to return.
+      not rationed to two replicas a minute; nodes, not the policy, are what it waits for.
+      Scale-down waits out the stabilization window and sheds one replica per two minutes,
+      because a replica removed by mistake costs minutes to return.
     - If Prometheus is unreachable, KEDA holds the current count (never drops to the minimum).
     - Scale-to-zero: minReplicaCount 0; the triggers' activation thresholds keep the model up while
       anything is queued or cached, and the cron trigger brings it back in its active hours. Only
