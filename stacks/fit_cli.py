@@ -35,7 +35,13 @@ def add_fit_parser(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
     fit.add_argument("--quantization", metavar="Q", help="--quantization as vLLM takes it (default: the checkpoint's)")
     fit.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "bfloat16", *FP8_KV_DTYPES])
-    fit.add_argument("--max-num-seqs", type=int, metavar="N")
+    fit.add_argument("--max-num-seqs", type=int, metavar="N", help="default: the release's for this GPU (it sizes the profiled sampler batch)")
+    fit.add_argument("--max-num-batched-tokens", type=int, metavar="N", help="default: the release's for this GPU (it sizes the profiled forward pass)")
+    fit.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (and no graph memory set aside)")
+    fit.add_argument(
+        "--sampler", default="auto", choices=["auto", "flashinfer", "torch"],
+        help="the sampler vLLM profiles with: auto = what the release's vllm/vllm-openai image uses (VLLM_USE_FLASHINFER_SAMPLER)",
+    )
     fit.add_argument("--vllm-version", default=VLLM_VERSION, metavar="V")
     fit.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -51,8 +57,12 @@ def run_fit(args: argparse.Namespace) -> tuple[MemoryEstimate, ModelArchitecture
         raise FitInputError(f"--tp {args.tp}: must be one of {', '.join(map(str, TP_SIZES))} (GPUs of one node)")
     if not 0 < args.gpu_memory_utilization <= 1:
         raise FitInputError(f"--gpu-memory-utilization {args.gpu_memory_utilization}: must be in (0, 1]")
-    if args.max_model_len is not None and args.max_model_len < 1:
-        raise FitInputError(f"--max-model-len {args.max_model_len}: must be positive")
+    for flag, value in (("--max-model-len", args.max_model_len), ("--max-num-seqs", args.max_num_seqs), ("--max-num-batched-tokens", args.max_num_batched_tokens)):
+        if value is not None and value < 1:
+            raise FitInputError(f"{flag} {value}: must be positive")
+    if args.max_num_seqs and args.max_num_batched_tokens and args.max_num_batched_tokens < args.max_num_seqs:
+        # vLLM's SchedulerConfig refuses it at start-up: a step must hold one token of every sequence.
+        raise FitInputError(f"--max-num-batched-tokens {args.max_num_batched_tokens}: must be ≥ --max-num-seqs ({args.max_num_seqs}), or vLLM refuses to start")
     try:
         version_key(args.vllm_version)
         shape = ServingShape(
@@ -66,6 +76,9 @@ def run_fit(args: argparse.Namespace) -> tuple[MemoryEstimate, ModelArchitecture
             kv_cache_dtype=args.kv_cache_dtype,
             vllm_version=args.vllm_version,
             max_num_seqs=args.max_num_seqs,
+            max_num_batched_tokens=args.max_num_batched_tokens,
+            enforce_eager=args.enforce_eager,
+            flashinfer_sampler=None if args.sampler == "auto" else args.sampler == "flashinfer",
         )
         result = estimate(arch, shape)
         nearest = None if result.fits else smallest_fit(arch, shape, {k: g.cuda_total_gib for k, g in gpu_models().items()})

@@ -65,3 +65,26 @@ def test_human_output_says_why_a_model_does_not_fit(capsys):
 def test_bad_flags_get_one_line_and_exit_2(capsys, argv, message):
     code, out, err = _fit(capsys, *argv)
     assert code == 2 and message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_the_batch_eager_and_sampler_flags_move_the_terms_they_size(capsys):
+    base = ["--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h100", "--gpu-memory-utilization", "0.95",
+            "--max-model-len", "8192", "--json"]
+    default = json.loads(_fit(capsys, *base)[1])
+    fewer = json.loads(_fit(capsys, *base, "--max-num-seqs", "64")[1])
+    assert fewer["max_num_seqs"] == 64 and fewer["activation_gib"] < default["activation_gib"]
+    assert fewer["kv_cache_tokens"] > default["kv_cache_tokens"]  # the profiled sampler batch is smaller
+    smaller = json.loads(_fit(capsys, *base, "--max-num-batched-tokens", "2048")[1])
+    assert smaller["max_num_batched_tokens"] == 2048 and smaller["activation_gib"] <= default["activation_gib"]
+    eager = json.loads(_fit(capsys, *base, "--enforce-eager")[1])
+    assert default["cuda_graph_gib"] > 0 and eager["cuda_graph_gib"] == 0 and eager["kv_cache_tokens"] > default["kv_cache_tokens"]
+    torch = json.loads(_fit(capsys, *base, "--sampler", "torch", "--vllm-version", "0.19.0")[1])
+    flashinfer = json.loads(_fit(capsys, *base, "--sampler", "flashinfer", "--vllm-version", "0.19.0")[1])
+    assert flashinfer["activation_gib"] < torch["activation_gib"]
+
+
+def test_a_batch_smaller_than_the_sequences_is_refused_as_vllm_would(capsys):
+    code, out, err = _fit(capsys, "--model", "Qwen/Qwen3-8B", "--gpu", "l4", "--max-num-seqs", "512", "--max-num-batched-tokens", "256")
+    assert code == 2 and not out and err.strip().count("\n") == 0 and "must be ≥ --max-num-seqs (512)" in err
+    code, _, err = _fit(capsys, "--model", "Qwen/Qwen3-8B", "--gpu", "l4", "--max-num-seqs", "0")
+    assert code == 2 and "--max-num-seqs 0: must be positive" in err
