@@ -234,3 +234,22 @@ def test_fit_json_keys_are_the_issue_contract():
 def test_case_shapes_use_the_release_and_gpu_of_the_log():
     shape = case_shape(CASES["dl22-qwen2-7b-1xA100-80-gmu025"]["planner"])
     assert (shape.vllm_version, shape.gpu_name, shape.gpu_memory_utilization) == ("0.10.1.1", "a100-80gb", 0.25)
+
+
+def test_from_0_17_the_profiled_sampler_is_tritons_not_a_torch_sort():
+    """Issue 20's data point: Llama-3.1-8B, TP 1, H100 80GB, gmu 0.95, max-model-len 8192, vLLM
+    0.19.0 `vllm serve` logs 'torch peak memory increase: 1.89GiB'. The sort-path term gave 4.77;
+    the Triton kernel's rule read in the 0.19.0 wheel gives what vLLM measured."""
+    from components.catalog.gpus import gpu_models
+    from components.planner.architectures import catalog_architecture
+    from components.planner.memory import ServingShape, estimate
+
+    arch = catalog_architecture("meta-llama/Llama-3.1-8B-Instruct")
+    shape = ServingShape(gpu_memory_gib=gpu_models()["h100"].cuda_total_gib, gpu_name="h100", gpu_memory_utilization=0.95,
+                         max_model_len=8192, vllm_version="0.19.0")
+    triton = estimate(arch, shape)
+    assert triton.max_num_seqs == 1024 and abs(triton.activation_gib - 1.89) / 1.89 < 0.1
+    sort = estimate(arch, ServingShape(**{**shape.__dict__, "vllm_version": "0.16.0"}))
+    assert sort.activation_gib > 2 * triton.activation_gib  # up to 0.16 the torch sort runs
+    flashinfer = estimate(arch, ServingShape(**{**shape.__dict__, "vllm_version": "0.21.0"}))
+    assert flashinfer.activation_gib < triton.activation_gib  # FlashInfer by default from 0.21

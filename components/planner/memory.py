@@ -196,20 +196,26 @@ def weight_bytes_per_rank(arch: ModelArchitecture, fmt: WeightFormat, tp: int, e
     return sharded / tp + experts + arch.small_params * fmt.dense_bytes
 
 
+# vLLM's non-FlashInfer sampler takes its Triton top-k/top-p kernel from this many rows (0.17+).
+TRITON_SAMPLER_MIN_ROWS = 8
+
+
 def activation_gib(
     arch: ModelArchitecture, profile: MemoryProfile, tp: int, batched: int, max_seqs: int, act_bytes: int, flashinfer: bool
 ) -> float:
     """The profile run's transient peak: the larger of the forward pass over `batched` tokens
     (hidden states and the widest MLP / expert intermediate on this rank) and the dummy sampler
     over `max_seqs` rows of full-vocabulary fp32 logits. The sampler usually dominates: sorting
-    for top-k/top-p in torch keeps values, int64 indices and sort buffers per logit, which
-    FlashInfer's sort-free kernels do not."""
+    for top-k/top-p in torch (up to 0.16) keeps values, int64 indices and sort buffers per logit,
+    which FlashInfer's sort-free kernels and, from 0.17, vLLM's Triton kernel do not."""
     k = profile.forward_bytes_per_token
     mlp = arch.intermediate / tp
     experts = (arch.moe.experts_per_token * arch.moe.expert_intermediate / tp) if arch.moe else 0.0
     forward = batched * act_bytes * (k["hidden"] * arch.hidden + k["mlp"] * mlp + k["experts"] * experts)
     per_logit = profile.sampler_bytes_per_logit_flashinfer if flashinfer else profile.sampler_bytes_per_logit
     sampler = max_seqs * arch.vocab * per_logit
+    if not flashinfer and profile.sampler_buffer_rows and max_seqs >= TRITON_SAMPLER_MIN_ROWS:
+        sampler += min(max_seqs, profile.sampler_buffer_rows) * arch.vocab * 4  # the Triton kernel's fp32 rows
     return max(forward, sampler) / GIB + profile.activation_floor_gib
 
 

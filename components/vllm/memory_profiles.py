@@ -44,7 +44,8 @@ class MemoryProfile:
     chunked_prefill_above_len: int  # V0: longer max-model-len turns chunked prefill on anyway
     batch_tiers: tuple[BatchTier, ...]  # biggest first; the last has min_gib 0
     forward_bytes_per_token: dict[str, float]  # multipliers of activation bytes per token: hidden, mlp, experts
-    sampler_bytes_per_logit: float  # the dummy sampler run over max_num_seqs × vocab logits, sorting top-k/top-p in torch
+    sampler_bytes_per_logit: float  # the dummy sampler run over its rows × vocab logits without FlashInfer (torch sort; Triton from 0.17)
+    sampler_buffer_rows: int  # the Triton top-k/top-p kernel's fp32 buffer: at most this many vocab-wide rows (0: none)
     sampler_bytes_per_logit_flashinfer: float  # the same with FlashInfer's sort-free top-k/top-p kernels
     flashinfer_sampler: bool  # whether the release's usual install (the official image) samples with FlashInfer
     activation_floor_gib: float
@@ -99,6 +100,7 @@ def _profiles() -> tuple[MemoryProfile, ...]:
                 forward_bytes_per_token={k: float(v) for k, v in p["activation"]["forwardPerToken"].items()},
                 sampler_bytes_per_logit=float(p["activation"]["samplerBytesPerLogit"]["torch"]),
                 sampler_bytes_per_logit_flashinfer=float(p["activation"]["samplerBytesPerLogit"]["flashinfer"]),
+                sampler_buffer_rows=int(p["activation"].get("samplerBufferRows", 0)),
                 flashinfer_sampler=bool(p["activation"]["flashinferSampler"]),
                 activation_floor_gib=float(p["activation"]["floorGib"]),
                 non_torch_gib=float(p["nonTorch"]["baseGib"]),
