@@ -87,7 +87,7 @@ def test_nodes_run_as_their_own_least_privilege_service_account(gke_run):
     (account,) = gke_run.of_type("gcp:serviceaccount/account:Account")
     grants = gke_run.of_type("gcp:projects/iAMMember:IAMMember")
     # the least-privilege node role, and (image streaming) the right to use the project's services
-    assert [g.inputs["role"] for g in grants] == ["roles/container.defaultNodeServiceAccount", "roles/serviceusage.serviceUsageConsumer"]
+    assert sorted(g.inputs["role"] for g in grants) == ["roles/container.defaultNodeServiceAccount", "roles/serviceusage.serviceUsageConsumer"]
     assert all(account.urn in g.dependencies for g in grants)
     for pool in node_pools(gke_run):
         node = pool["inputs"]["nodeConfig"]
