@@ -408,7 +408,11 @@ def test_a_killed_service_loses_no_history_and_leaves_nothing_running(service, s
         store.close()
     finally:
         proc.kill()
-        proc.communicate(timeout=30)
+        # The service itself is gone at once; its CLI child may still hold the shared stdout pipe
+        # while it winds down, so wait for the process, not for the pipe's end.
+        proc.wait(timeout=30)
+        assert proc.stdout is not None
+        proc.stdout.close()
     client = service(tmp_path / "data")
     done = wait(client, op["id"], timeout=60)
     assert done["state"] == "interrupted", done
