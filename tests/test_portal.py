@@ -365,6 +365,23 @@ def test_a_restart_marks_what_a_dead_service_left_running_interrupted(service, t
     assert stream[-1]["state"] == "interrupted"
 
 
+def test_a_finished_operation_takes_no_more_events(tmp_path):
+    """An orphaned worker still reporting its CLI's last steps after the restart marked the
+    operation interrupted: those events are dropped, so the terminal state stays the last word."""
+    from stacks.service.store import Store
+
+    store = Store(tmp_path / "operations.sqlite")
+    op = store.create("team-g", "up", None)
+    store.mark_running(op.id, pid=2**22 + 12345)
+    assert store.append_event(op.id, {"kind": "resource-done", "urn": "urn:a"}) is not None
+    assert store.finish(op.id, "interrupted", failure={"kind": "interrupted"})
+    assert store.append_event(op.id, {"kind": "resource-done", "urn": "urn:b"}) is None
+    assert not store.finish(op.id, "succeeded")  # the late worker's own end changes nothing either
+    stream = [e for _, e in store.events_after(op.id, 0)]
+    store.close()
+    assert [e.get("state") or e.get("urn") for e in stream] == ["queued", "running", "urn:a", "interrupted"]
+
+
 def _serve(tmp_path: Path, port: int) -> subprocess.Popen:
     (tmp_path / "token").write_text(TOKEN + "\n")
     return subprocess.Popen(

@@ -148,17 +148,25 @@ class Store:
 
     def finish(self, op_id: str, state: str, *, result: dict[str, Any] | None = None, failure: dict[str, Any] | None = None) -> bool:
         """Move an active operation to its terminal state; a finished one is never changed again
-        (so a late worker and the restart's 'interrupted' can not overwrite each other)."""
+        (so a late worker and the restart's 'interrupted' can not overwrite each other). The state
+        change and its event are one transaction, so the terminal event is always the stream's last."""
         assert state in TERMINAL_STATES, state
         summary = (result or {}).get("changes")
+        event = {"kind": "state", "state": state, **({"failure": failure} if failure else {})}
         with self._lock:
-            changed = self._db.execute(
-                "UPDATE operations SET state = ?, finished_at = ?, summary = ?, result = ?, failure = ? WHERE id = ? AND state IN ('queued', 'running')",
-                (state, time.time(), json.dumps(summary) if summary is not None else None, json.dumps(result) if result is not None else None,
-                 json.dumps(failure) if failure is not None else None, op_id),
-            ).rowcount
-        if changed:
-            self.append_event(op_id, {"kind": "state", "state": state, **({"failure": failure} if failure else {})})
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                changed = self._db.execute(
+                    "UPDATE operations SET state = ?, finished_at = ?, summary = ?, result = ?, failure = ? WHERE id = ? AND state IN ('queued', 'running')",
+                    (state, time.time(), json.dumps(summary) if summary is not None else None, json.dumps(result) if result is not None else None,
+                     json.dumps(failure) if failure is not None else None, op_id),
+                ).rowcount
+                if changed:
+                    self._insert_event(op_id, event)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         return bool(changed)
 
     def mark_interrupted(self, reason: str) -> list[str]:
@@ -168,16 +176,25 @@ class Store:
             self.finish(op_id, "interrupted", failure={"kind": "interrupted", "message": reason, "retryable": True, "logTail": [], "errors": []})
         return ids
 
-    def append_event(self, op_id: str, data: dict[str, Any]) -> int:
+    def append_event(self, op_id: str, data: dict[str, Any]) -> int | None:
+        """Add an event to an operation still queued or running. A finished operation's stream is
+        closed: a worker orphaned by a dead service may still report its CLI's last steps after the
+        restart marked the operation interrupted, and those events are dropped (None)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE operation_id = ?", (op_id,)).fetchone()[0]
-                self._db.execute("INSERT INTO events (operation_id, seq, created_at, data) VALUES (?, ?, ?, ?)", (op_id, seq, time.time(), json.dumps(data)))
+                row = self._db.execute("SELECT state FROM operations WHERE id = ?", (op_id,)).fetchone()
+                seq = None if row is not None and row["state"] in TERMINAL_STATES else self._insert_event(op_id, data)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        return seq
+
+    def _insert_event(self, op_id: str, data: dict[str, Any]) -> int:
+        """Inside a caller's transaction, holding the lock."""
+        seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE operation_id = ?", (op_id,)).fetchone()[0]
+        self._db.execute("INSERT INTO events (operation_id, seq, created_at, data) VALUES (?, ?, ?, ?)", (op_id, seq, time.time(), json.dumps(data)))
         return seq
 
     def events_after(self, op_id: str, seq: int, limit: int = 500) -> list[tuple[int, dict[str, Any]]]:
