@@ -105,6 +105,9 @@ def _fit_outputs(model: ModelConfig) -> dict[str, object]:
         return {}
     predicted: dict[str, object] = {
         "kvCacheTokens": fit.kv_cache_tokens,
+        "kvCacheTokensLow": fit.kv_cache_tokens_low,
+        "kvCacheTokensHigh": fit.kv_cache_tokens_high,
+        "fits": fit.fits,
         "maxConcurrency": round(fit.max_concurrency, 2),
         "maxModelLen": fit.max_model_len,
         "kvCacheGibPerGpu": round(fit.kv_cache_gib, 2),

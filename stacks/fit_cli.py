@@ -101,6 +101,14 @@ def _architecture(args: argparse.Namespace) -> ModelArchitecture:
     return arch
 
 
+def _verdict_line(result: MemoryEstimate) -> str:
+    if result.fits:
+        return f"  {result.reason[0].upper() + result.reason[1:]}"
+    if not result.refused:
+        return f"  MAY NOT FIT: {result.reason}; the band's optimistic end holds one request, so preview warns and goes on"
+    return f"  DOES NOT FIT: {result.reason}, even at the band's optimistic end ({result.kv_cache_gib_high:.2f} GiB): preview refuses it"
+
+
 def render_fit(result: MemoryEstimate, arch: ModelArchitecture, nearest: dict | None, as_json: bool) -> str:
     if as_json:
         return json.dumps({**result.as_dict(), "smallest_fit": nearest, "model": arch.name, "architecture_source": arch.source}, indent=2)
@@ -114,7 +122,9 @@ def render_fit(result: MemoryEstimate, arch: ModelArchitecture, nearest: dict | 
         f"    CUDA graphs          {result.cuda_graph_gib:6.2f} GiB",
         f"    KV cache             {result.kv_cache_gib:6.2f} GiB",
         f"  per replica     KV cache {result.kv_cache_tokens:,} tokens; {result.max_concurrency:.2f} requests of {result.max_model_len:,} tokens at once",
-        f"  {result.reason[0].upper() + result.reason[1:]}" if result.fits else f"  DOES NOT FIT: {result.reason}",
+        f"  band            {result.kv_cache_tokens_low:,} to {result.kv_cache_tokens_high:,} tokens "
+        f"({result.kv_cache_gib_low:.2f} to {result.kv_cache_gib_high:.2f} GiB per GPU: each term's spread on real start-up logs)",
+        _verdict_line(result),
         f"  (vLLM memory profile {result.profile_since}; architecture from {arch.source})",
     ]
     if nearest:

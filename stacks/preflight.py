@@ -28,6 +28,7 @@ from components.admission.keda import scaled_object_conflicts
 from components.admission.objects import CustomObject, object_findings
 from components.admission.promql import promql_problem
 from components.config.errors import Loc, format_key_path
+from components.config.planning import fit_key, fit_warning
 from components.config.stack import ConfigError, StackConfig, parse_stack_config
 from components.serving.service import monitored_objects
 from components.serving.signals import prometheus_rule_config_key, scaled_object_config_key
@@ -136,6 +137,10 @@ def preflight(cfg: StackConfig) -> Preflight:
     problems, warnings = system_pool_findings(cfg)
     result.problems += [(format_key_path(key), f"the scheduler would leave pods Pending: {message}") for key, message in problems]
     result.warnings += [(format_key_path(key), message) for key, message in warnings]
+    for index, model in enumerate(cfg.models):  # refused fits are config errors already; these are doubts
+        doubt = fit_warning(model)
+        if doubt:
+            result.warnings.append((format_key_path(("models", index, fit_key(model))), doubt))
     return result
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..catalog.gpus import gpu_models
 from ..planner.architectures import ArchitectureError, ModelArchitecture, architecture_from_file, catalog_architecture
-from ..planner.fit import derived_max_num_seqs, fit_failure
+from ..planner.fit import derived_max_num_seqs, fit_doubt, fit_failure
 from ..planner.memory import MemoryEstimate, ServingShape, estimate, smallest_fit
 from ..planner.memory_flags import memory_flags
 from ..vllm.flags import VLLM_VERSION
@@ -108,13 +108,30 @@ def max_num_seqs(model: ModelConfig) -> int | None:
 
 
 def fit_problem(model: ModelConfig) -> str | None:
-    """Why the model cannot start on its GPUs, with the numbers and the nearest shape that fits."""
+    """Why the model cannot start on its GPUs even at the optimistic end of the planner's band,
+    with the numbers and the nearest shape that fits (a config error)."""
     fit = model_fit(model)
-    if fit is None or fit.fits:
+    if fit is None or not fit.refused:
         return None
     flags = memory_flags(model.extra_args)[0]
     failure = fit_failure(model.model, serving_shape(model), fit, flags.unmodelled_note() if flags.unmodelled else None)
     return f"{failure}; fix: {_nearest_fit(model)}"
+
+
+def fit_warning(model: ModelConfig) -> str | None:
+    """Why the model is expected not to start although the band's optimistic end holds one request
+    (a preview warning: the planner is not sure enough to refuse a model that may start)."""
+    fit = model_fit(model)
+    if fit is None or fit.fits or fit.refused:
+        return None
+    flags = memory_flags(model.extra_args)[0]
+    doubt = fit_doubt(model.model, serving_shape(model), fit, flags.unmodelled_note() if flags.unmodelled else None)
+    return f"{doubt}; to be sure: {_nearest_fit(model)}"
+
+
+def fit_key(model: ModelConfig) -> str:
+    """The key a fit problem or warning is reported at."""
+    return "maxModelLen" if model.max_model_len else "gpusPerReplica"
 
 
 def _nearest_fit(model: ModelConfig) -> str:

@@ -40,7 +40,7 @@ from .models import RESERVED_NAMESPACES, ModelConfig, ModelPolicy, tensor_parall
 from .levers import ScaleOutConfig
 from .routing import GKE_POOL_TIMEOUT_SECONDS, RoutingConfig
 from ..planner.weight_formats import known_methods
-from .planning import architecture_problem, fit_problem
+from .planning import architecture_problem, fit_key, fit_problem
 from .types import (
     DNS_LABEL,
     ConfigModel,
@@ -753,7 +753,7 @@ class StackConfig(ConfigModel):
             return
         memory = fit_problem(model)
         if memory:
-            yield (("maxModelLen" if model.max_model_len else "gpusPerReplica",), memory)
+            yield ((fit_key(model),), memory)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from ..vllm.flags import VLLM_VERSION
-from ..vllm.memory_profiles import memory_profile
+from ..vllm.memory_profiles import memory_profile, version_key
 from .architectures import ModelArchitecture, architecture_from_config, catalog_architecture
 from .memory import GIB, MemoryEstimate, ServingShape, batch_sizes, estimate, kv_cache_layout
 from .weight_formats import activation_dtype, kv_cache_bytes
@@ -31,6 +31,21 @@ class CaseResult:
     predicted: MemoryEstimate | None
     layout_tokens: int | None  # tokens from the logged KV GiB through our block arithmetic
     outcome: str
+    version: str | None = None  # the release the case is replayed as
+    moe: bool = False
+
+    def kv_error(self) -> float | None:
+        """The KV cache's relative error: in tokens where the log has them, else in GiB."""
+        tokens = self.error("kv_cache_tokens")
+        return tokens if tokens is not None else self.error("kv_cache_gib")
+
+    @property
+    def release_range(self) -> str:
+        return release_range(self.version)
+
+    @property
+    def family(self) -> str:
+        return "MoE" if self.moe else "dense"
 
     def error(self, key: str) -> float | None:
         """Relative error of a predicted figure against the log, when both exist."""
@@ -41,6 +56,15 @@ class CaseResult:
         if got is None or not self.observed[key]:
             return None
         return (got - self.observed[key]) / abs(self.observed[key])
+
+
+# The release ranges accuracy is reported by (issue 20's targets: <= 3 % from 0.15, <= 5 % before).
+RELEASE_RANGES = (("0.20", "0.20+"), ("0.15", "0.15-0.19"), ("0.10", "0.10-0.14"), ("0.0", "0.6-0.9 (V0 era)"))
+
+
+def release_range(version: str | None) -> str:
+    key = version_key(version or VLLM_VERSION)
+    return next(label for since, label in RELEASE_RANGES if key >= version_key(since))
 
 
 def load_cases(path: Path = FIXTURE) -> list[dict[str, Any]]:
@@ -70,7 +94,7 @@ def replay(case: dict[str, Any], architectures: dict[str, ModelArchitecture] | N
     use = planner["use"]
     observed = {k: float(v) for k, v in (planner.get("observed") or {}).items()}
     if use == "excluded":
-        return CaseResult(case["id"], use, observed, None, None, case["outcome"])
+        return CaseResult(case["id"], use, observed, None, None, case["outcome"], planner.get("version"))
     name = planner["architecture"]
     arch = (architectures or {}).get(name) or catalog_architecture(name)
     if arch is None and planner.get("config"):  # a model outside the catalog, its keys given with the case
@@ -89,11 +113,20 @@ def replay(case: dict[str, Any], architectures: dict[str, ModelArchitecture] | N
         layout = kv_cache_layout(arch, shape.tensor_parallel, kv_cache_bytes(shape.kv_cache_dtype, act), profile, batched)
         layout_tokens = layout.capacity(observed["kv_cache_gib"] * GIB, max_len)[0]
     predicted = estimate(arch, shape) if shape.gpu_memory_gib else None
-    return CaseResult(case["id"], use, observed, predicted, layout_tokens, case["outcome"])
+    return CaseResult(case["id"], use, observed, predicted, layout_tokens, case["outcome"], shape.vllm_version, arch.moe is not None)
 
 
 def replay_all(path: Path = FIXTURE, architectures: dict[str, ModelArchitecture] | None = None) -> list[CaseResult]:
     return [replay(c, architectures) for c in load_cases(path)]
+
+
+def kv_errors_by(results: list[CaseResult], group: str) -> dict[str, list[float]]:
+    """The calibrate cases' KV errors grouped by `release_range` or `family`."""
+    out: dict[str, list[float]] = {}
+    for r in results:
+        if r.use == "calibrate" and r.kv_error() is not None:
+            out.setdefault(getattr(r, group), []).append(r.kv_error())
+    return out
 
 
 def mean_abs(values: list[float]) -> float:

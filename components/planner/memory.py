@@ -68,9 +68,20 @@ class MemoryEstimate:
     tensor_parallel: int
     max_num_batched_tokens: int
     max_num_seqs: int
-    fits: bool
+    fits: bool  # the expected value holds one max-model-len request (preview warns when not)
     reason: str
     profile_since: str
+    # The uncertainty band, per GPU / per replica like the expected figures: the budget less every
+    # term raised (low) or lowered (high) by the spread the fixture shows for it.
+    kv_cache_gib_low: float = 0.0
+    kv_cache_gib_high: float = 0.0
+    kv_cache_tokens_low: int = 0
+    kv_cache_tokens_high: int = 0
+    refused: bool = False  # even the optimistic bound cannot hold one request: preview fails
+
+    @property
+    def band(self) -> str:
+        return f"{self.kv_cache_tokens_low:,} to {self.kv_cache_tokens_high:,} tokens of KV cache per replica (expected {self.kv_cache_tokens:,})"
 
     def as_dict(self) -> dict[str, Any]:
         """The `fit --json` contract: issue-named keys first, all GiB per GPU, rounded for reading."""
@@ -83,8 +94,13 @@ class MemoryEstimate:
             "max_concurrency": round(self.max_concurrency, 2),
             "fits": self.fits,
             "reason": self.reason,
+            "kv_cache_tokens_low": self.kv_cache_tokens_low,
+            "kv_cache_tokens_high": self.kv_cache_tokens_high,
+            "refused": self.refused,
             "cuda_graph_gib": round(self.cuda_graph_gib, 2),
             "budget_gib": round(self.budget_gib, 2),
+            "kv_cache_gib_low": round(self.kv_cache_gib_low, 2),
+            "kv_cache_gib_high": round(self.kv_cache_gib_high, 2),
             "per_replica": {
                 "gpus": self.tensor_parallel,
                 "weights_gib": round(self.weights_gib * self.tensor_parallel, 2),
@@ -115,24 +131,34 @@ def estimate(arch: ModelArchitecture, shape: ServingShape) -> MemoryEstimate:
     weights = max(0.0, weight_bytes_per_rank(arch, fmt, tp, shape.expert_parallel) / GIB - shape.cpu_offload_gib)
     flashinfer = profile.flashinfer_sampler if shape.flashinfer_sampler is None else shape.flashinfer_sampler
     activation = activation_gib(arch, profile, tp, batched, max_seqs, fmt.dense_bytes, flashinfer)
+    optimistic_activation = activation
     non_torch = profile.non_torch_gib + profile.non_torch_per_extra_rank_gib * (tp - 1)
     graphs = cuda_graph_gib(arch, profile) if profile.cuda_graph_subtracted and not shape.enforce_eager else 0.0
     used = weights + activation + non_torch + graphs
+    band = profile.band
+    w_spread, other = band.weights("mxfp4" in fmt.name, arch.vision_params > 0), band.other_gib(tp)
+    used_low = weights * (1 - w_spread) + optimistic_activation * (1 - band.activation) + non_torch + graphs * max(0.0, 1 - band.cuda_graph) - other
+    used_high = weights * (1 + w_spread) + activation * (1 + band.activation) + non_torch + graphs * (1 + band.cuda_graph) + other
     if shape.kv_cache_memory_gib is None:
         budget = shape.gpu_memory_gib * shape.gpu_memory_utilization
-        kv_gib = budget - used
     else:  # vLLM reserves exactly this and skips the budget: it fits only if the GPU holds it all
         budget = shape.gpu_memory_gib
-        kv_gib = min(shape.kv_cache_memory_gib, budget - used)
 
+    def kv_left(spent: float) -> float:
+        return budget - spent if shape.kv_cache_memory_gib is None else min(shape.kv_cache_memory_gib, budget - spent)
+
+    kv_gib, kv_high, kv_low = kv_left(used), kv_left(max(used_low, 0.0)), kv_left(used_high)
     cache = kv_cache_layout(arch, tp, kv_cache_bytes(shape.kv_cache_dtype, act), profile, batched)
     tokens, concurrency = cache.capacity(kv_gib * GIB, max_len)
     fits, reason = _verdict(kv_gib, cache, max_len, concurrency)
-    if fits and shape.kv_cache_memory_gib is not None and shape.kv_cache_memory_gib > kv_gib:
-        fits, reason = False, (
-            f"--kv-cache-memory-bytes asks for {shape.kv_cache_memory_gib:.2f} GiB per GPU, but only "
-            f"{kv_gib:.2f} GiB of the GPU's {budget:.2f} GiB is left after weights, activations and CUDA graphs"
-        )
+    optimistic_fits = _verdict(kv_high, cache, max_len, 0.0)[0]
+    if shape.kv_cache_memory_gib is not None and shape.kv_cache_memory_gib > budget - used:
+        if fits:
+            fits, reason = False, (
+                f"--kv-cache-memory-bytes asks for {shape.kv_cache_memory_gib:.2f} GiB per GPU, but only "
+                f"{budget - used:.2f} GiB of the GPU's {budget:.2f} GiB is left after weights, activations and CUDA graphs"
+            )
+        optimistic_fits = optimistic_fits and shape.kv_cache_memory_gib <= budget - max(used_low, 0.0)
     return MemoryEstimate(
         weights_gib=weights,
         activation_gib=activation,
@@ -150,6 +176,11 @@ def estimate(arch: ModelArchitecture, shape: ServingShape) -> MemoryEstimate:
         fits=fits,
         reason=reason,
         profile_since=profile.since,
+        kv_cache_gib_low=kv_low,
+        kv_cache_gib_high=kv_high,
+        kv_cache_tokens_low=cache.capacity(kv_low * GIB, max_len)[0],
+        kv_cache_tokens_high=cache.capacity(kv_high * GIB, max_len)[0],
+        refused=not optimistic_fits,
     )
 
 

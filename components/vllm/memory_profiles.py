@@ -36,6 +36,27 @@ class BatchTier:
 
 
 @dataclass(frozen=True)
+class KvBand:
+    """How far each predicted term may stray from what vLLM logs (the fixture's spread): relative
+    for weights (by checkpoint kind), activation peak and CUDA-graph pool; GiB per GPU for what no
+    term explains, which only shows with more than one rank (NCCL and Ray buffers)."""
+
+    weights_text: float
+    weights_mxfp4: float
+    weights_vision: float
+    activation: float
+    cuda_graph: float
+    other_gib_tp1: float
+    other_gib_multi_rank: float
+
+    def weights(self, mxfp4: bool, vision: bool) -> float:
+        return max(self.weights_text, self.weights_mxfp4 if mxfp4 else 0.0, self.weights_vision if vision else 0.0)
+
+    def other_gib(self, tensor_parallel: int) -> float:
+        return self.other_gib_tp1 if tensor_parallel == 1 else self.other_gib_multi_rank
+
+
+@dataclass(frozen=True)
 class MemoryProfile:
     since: str
     engine: str
@@ -57,6 +78,7 @@ class MemoryProfile:
     sliding_inflight_batches: int  # batches in flight a sliding-window layer must hold beside its window
     null_block: bool  # one block reserved, so a request needs one more than its own
     tokens_from_concurrency: bool  # "GPU KV cache size" = max concurrency x max-model-len (else blocks // groups x block)
+    band: KvBand
     evidence: str
 
     def batch_defaults(self, gpu_memory_gib: float, gpu_name: str | None) -> BatchDefaults:
@@ -111,6 +133,15 @@ def _profiles() -> tuple[MemoryProfile, ...]:
                 sliding_inflight_batches=int(p["kvCache"]["slidingInflightBatches"]),
                 null_block=bool(p["kvCache"]["nullBlock"]),
                 tokens_from_concurrency=bool(p["kvCache"]["tokensFromConcurrency"]),
+                band=KvBand(
+                    weights_text=float(p["band"]["weights"]["text"]),
+                    weights_mxfp4=float(p["band"]["weights"]["mxfp4"]),
+                    weights_vision=float(p["band"]["weights"]["vision"]),
+                    activation=float(p["band"]["activation"]),
+                    cuda_graph=float(p["band"]["cudaGraph"]),
+                    other_gib_tp1=float(p["band"]["otherGib"]["tp1"]),
+                    other_gib_multi_rank=float(p["band"]["otherGib"]["multiRank"]),
+                ),
                 evidence=str(p["evidence"]),
             )
         )
