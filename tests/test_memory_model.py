@@ -194,10 +194,14 @@ def test_release_profiles_are_picked_by_version():
     assert memory_profile("0.8.3", engine="v0").engine == "v0"
     with pytest.raises(ValueError, match="older"):
         memory_profile("0.5.3")
-    # a profile states only its changes: 0.11 is 0.8 with another non-torch growth per rank
+    # a profile states only its changes: 0.11 is 0.8 with another non-torch growth with the ranks
     v08, v011 = memory_profile("0.8.0"), memory_profile("0.11.0")
-    assert dataclasses.replace(v011, since=v08.since, evidence=v08.evidence, non_torch_per_extra_rank_gib=v08.non_torch_per_extra_rank_gib) == v08
-    assert v011.non_torch_per_extra_rank_gib != v08.non_torch_per_extra_rank_gib
+    assert dataclasses.replace(
+        v011, since=v08.since, evidence=v08.evidence,
+        non_torch_per_extra_rank_gib=v08.non_torch_per_extra_rank_gib, non_torch_per_doubling_gib=v08.non_torch_per_doubling_gib,
+    ) == v08
+    assert (v08.non_torch_per_extra_rank_gib, v08.non_torch_per_doubling_gib) == (0.12, 0.0)
+    assert (v011.non_torch_per_extra_rank_gib, v011.non_torch_per_doubling_gib) == (0.0, 0.53)
     # in the pinned release, as in every V1 one, non-torch memory grows with TP (NCCL buffers)
     pinned = [estimate(catalog_architecture("Qwen/Qwen3-32B"), ServingShape(gpu_memory_gib=44.39, tensor_parallel=tp)).non_torch_gib for tp in (1, 2, 4)]
     assert pinned[0] < pinned[1] < pinned[2]

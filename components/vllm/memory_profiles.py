@@ -72,6 +72,7 @@ class MemoryProfile:
     activation_floor_gib: float
     non_torch_gib: float
     non_torch_per_extra_rank_gib: float
+    non_torch_per_doubling_gib: float  # NCCL's buffers grow with log2(TP) on NVLink (0.11+ logs), not per rank
     cuda_graph_subtracted: bool
     cuda_graph_gib: float
     cuda_graph_per_layer_gib: float
@@ -127,6 +128,7 @@ def _profiles() -> tuple[MemoryProfile, ...]:
                 activation_floor_gib=float(p["activation"]["floorGib"]),
                 non_torch_gib=float(p["nonTorch"]["baseGib"]),
                 non_torch_per_extra_rank_gib=float(p["nonTorch"]["perExtraRankGib"]),
+                non_torch_per_doubling_gib=float(p["nonTorch"].get("perDoublingGib", 0.0)),
                 cuda_graph_subtracted=bool(p["cudaGraph"]["subtracted"]),
                 cuda_graph_gib=float(p["cudaGraph"]["baseGib"]),
                 cuda_graph_per_layer_gib=float(p["cudaGraph"]["perLayerGib"]),
