@@ -5,7 +5,7 @@ per case, predicted against logged weights, KV-cache GiB and KV tokens, and the 
 the cases that failed to start; then the mean absolute error of KV tokens over the `calibrate`
 cases. tests/test_memory_model.py gates on the same numbers.
 
-    venv/bin/python benchmarks/planner_accuracy.py
+    venv/bin/python benchmarks/planner_accuracy.py [--markdown]   (--markdown: README's table only)
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components.planner.cases import kv_errors_by, mean_abs, replay_all  # noqa: E402
+from components.planner.cases import accuracy_table, kv_errors_by, mean_abs, replay_all  # noqa: E402
 
 
 def main() -> None:
     results = replay_all()
+    if "--markdown" in sys.argv[1:]:  # README's accuracy table
+        print(accuracy_table(results), end="")
+        return
     token_errors, gib_errors, weight_errors = [], [], []
     print(f"{'case':48} {'use':9} {'weights GiB':>15} {'KV GiB':>15} {'KV tokens':>21} {'err':>7} {'band GiB (low..high)':>21}  verdict")
     for r in results:
@@ -60,7 +63,7 @@ def main() -> None:
     logged = [r for r in results if r.predicted is not None and "kv_cache_gib" in r.observed]
     inside = sum(1 for r in logged if r.predicted.kv_cache_gib_low - 0.005 <= r.observed["kv_cache_gib"] <= r.predicted.kv_cache_gib_high + 0.005)
     print(f"Logged KV cache inside the band: {inside}/{len(logged)}")
-    for group in ("release_range", "family"):
+    for group in ("release_range", "family", "model_family"):
         print()
         print(f"KV cache error by {group.replace('_', ' ')} (calibrate cases; tokens where logged, else GiB):")
         for label, errors in sorted(kv_errors_by(results, group).items()):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 from conftest import dev_config_values, stack_from
@@ -15,7 +16,7 @@ from components.config.models import ModelConfig
 from components.config.planning import fit_problem, fit_warning, max_num_seqs, model_fit
 from components.config.stack import ConfigError
 from components.planner.architectures import catalog_architecture
-from components.planner.cases import load_cases, replay_all
+from components.planner.cases import ACCURACY_GROUPS, accuracy_table, load_cases, replay_all
 from components.planner.memory import ServingShape, cuda_graph_gib, estimate
 from components.vllm.memory_profiles import memory_profile
 from stacks.__main__ import main
@@ -181,3 +182,23 @@ def test_a_band_of_zero_width_gives_back_the_old_single_verdict(monkeypatch):
     p = estimate(arch, shape)
     assert p.kv_cache_gib_low == pytest.approx(p.kv_cache_gib) and p.kv_cache_gib_high == pytest.approx(p.kv_cache_gib)
     assert p.refused == (not p.fits)
+
+
+def test_readme_states_the_accuracy_the_fixture_gives():
+    """README's per-release and per-family figures are the benchmark's own table, regenerated
+    from the fixture: a change of the model or of the fixture that moves them fails here until
+    README is updated (`python benchmarks/planner_accuracy.py --markdown`)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("<!-- planner-accuracy:")
+    start = readme.index("\n", start) + 1
+    stated = readme[start:readme.index("<!-- /planner-accuracy -->")]
+    table = accuracy_table(RESULTS)
+    assert stated == table
+    assert "| vLLM release | 0.10-0.14 |" in table and "| dense or MoE | MoE |" in table
+
+
+def test_accuracy_table_groups_every_calibrated_case_once_per_grouping():
+    calibrated = [r for r in RESULTS if r.use == "calibrate" and r.kv_error() is not None]
+    rows = [line.split("|") for line in accuracy_table(RESULTS).splitlines()[2:]]
+    for _, title in ACCURACY_GROUPS:
+        assert sum(int(row[3]) for row in rows if row[1].strip() == title) == len(calibrated)

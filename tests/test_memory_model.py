@@ -199,6 +199,7 @@ def test_release_profiles_are_picked_by_version():
     assert dataclasses.replace(
         v011, since=v08.since, evidence=v08.evidence,
         non_torch_per_extra_rank_gib=v08.non_torch_per_extra_rank_gib, non_torch_per_doubling_gib=v08.non_torch_per_doubling_gib,
+        pcie_only_gpus=v08.pcie_only_gpus, non_torch_per_doubling_pcie_gib=v08.non_torch_per_doubling_pcie_gib,
     ) == v08
     assert (v08.non_torch_per_extra_rank_gib, v08.non_torch_per_doubling_gib) == (0.12, 0.0)
     assert (v011.non_torch_per_extra_rank_gib, v011.non_torch_per_doubling_gib) == (0.0, 0.53)
@@ -257,3 +258,16 @@ def test_from_0_17_the_profiled_sampler_is_tritons_not_a_torch_sort():
     assert sort.activation_gib > 2 * triton.activation_gib  # up to 0.16 the torch sort runs
     flashinfer = estimate(arch, ServingShape(**{**shape.__dict__, "vllm_version": "0.21.0"}))
     assert flashinfer.activation_gib < triton.activation_gib  # FlashInfer by default from 0.21
+
+
+def test_gpus_without_nvlink_grow_less_with_the_ranks():
+    """From 0.11 the non-torch memory grows by log2(TP): 0.53 GiB per doubling on NVLink GPUs
+    (H100 logs), 0.11 on PCIe-only ones (the L40S TP 4 log), so an L40S replica keeps more KV."""
+    arch = catalog_architecture("Qwen/Qwen2.5-72B-Instruct")
+    l40s = ServingShape(gpu_memory_gib=44.32, tensor_parallel=4, gpu_memory_utilization=0.9, max_model_len=8192,
+                        vllm_version="0.19.0", gpu_name="l40s")
+    as_nvlink = estimate(arch, dataclasses.replace(l40s, gpu_name="h100"))
+    pcie = estimate(arch, l40s)
+    assert pcie.non_torch_gib == pytest.approx(0.12 + 0.11 * 2, abs=1e-6)
+    assert as_nvlink.non_torch_gib == pytest.approx(0.12 + 0.53 * 2, abs=1e-6)
+    assert pcie.kv_cache_gib - as_nvlink.kv_cache_gib == pytest.approx(0.84, abs=1e-6)

@@ -33,6 +33,7 @@ class CaseResult:
     outcome: str
     version: str | None = None  # the release the case is replayed as
     moe: bool = False
+    model_type: str | None = None  # config.json's model_type: the model family
 
     def kv_error(self) -> float | None:
         """The KV cache's relative error: in tokens where the log has them, else in GiB."""
@@ -46,6 +47,10 @@ class CaseResult:
     @property
     def family(self) -> str:
         return "MoE" if self.moe else "dense"
+
+    @property
+    def model_family(self) -> str:
+        return self.model_type or "unknown"
 
     def error(self, key: str) -> float | None:
         """Relative error of a predicted figure against the log, when both exist."""
@@ -86,6 +91,7 @@ def case_shape(planner: dict[str, Any]) -> ServingShape:
         expert_parallel=int(planner.get("ep", 1)),
         engine=planner.get("engine"),
         flashinfer_sampler=planner.get("flashinfer_sampler"),
+        enforce_eager=bool(planner.get("enforce_eager", False)),
     )
 
 
@@ -113,7 +119,8 @@ def replay(case: dict[str, Any], architectures: dict[str, ModelArchitecture] | N
         layout = kv_cache_layout(arch, shape.tensor_parallel, kv_cache_bytes(shape.kv_cache_dtype, act), profile, batched)
         layout_tokens = layout.capacity(observed["kv_cache_gib"] * GIB, max_len)[0]
     predicted = estimate(arch, shape) if shape.gpu_memory_gib else None
-    return CaseResult(case["id"], use, observed, predicted, layout_tokens, case["outcome"], shape.vllm_version, arch.moe is not None)
+    return CaseResult(case["id"], use, observed, predicted, layout_tokens, case["outcome"], shape.vllm_version,
+                      arch.moe is not None, arch.model_type)
 
 
 def replay_all(path: Path = FIXTURE, architectures: dict[str, ModelArchitecture] | None = None) -> list[CaseResult]:
@@ -121,7 +128,7 @@ def replay_all(path: Path = FIXTURE, architectures: dict[str, ModelArchitecture]
 
 
 def kv_errors_by(results: list[CaseResult], group: str) -> dict[str, list[float]]:
-    """The calibrate cases' KV errors grouped by `release_range` or `family`."""
+    """The calibrate cases' KV errors grouped by `release_range`, `family` or `model_family`."""
     out: dict[str, list[float]] = {}
     for r in results:
         if r.use == "calibrate" and r.kv_error() is not None:
@@ -131,3 +138,22 @@ def kv_errors_by(results: list[CaseResult], group: str) -> dict[str, list[float]
 
 def mean_abs(values: list[float]) -> float:
     return sum(abs(v) for v in values) / len(values) if values else 0.0
+
+
+ACCURACY_GROUPS = (("release_range", "vLLM release"), ("family", "dense or MoE"), ("model_family", "model family"))
+
+
+def accuracy_table(results: list[CaseResult]) -> str:
+    """The KV-cache error per release range, per dense/MoE and per model family, as the Markdown
+    table README shows (tests/test_fit_band.py keeps the two equal, so the README cannot go stale)."""
+    rows = ["| grouped by | group | cases | mean absolute error | mean signed error | over / under |",
+            "|---|---|---|---|---|---|"]
+    oldest_first = [label for _, label in reversed(RELEASE_RANGES)]
+    for group, title in ACCURACY_GROUPS:
+        groups = kv_errors_by(results, group)
+        order = oldest_first if group == "release_range" else sorted(groups)
+        for label, errors in ((label, groups[label]) for label in order if label in groups):
+            over, under = sum(e > 0 for e in errors), sum(e < 0 for e in errors)
+            rows.append(f"| {title} | {label} | {len(errors)} | {mean_abs(errors):.2%} | "
+                        f"{sum(errors) / len(errors):+.2%} | {over} / {under} |")
+    return "\n".join(rows) + "\n"

@@ -132,7 +132,9 @@ def estimate(arch: ModelArchitecture, shape: ServingShape) -> MemoryEstimate:
     flashinfer = profile.flashinfer_sampler if shape.flashinfer_sampler is None else shape.flashinfer_sampler
     activation = activation_gib(arch, profile, tp, batched, max_seqs, fmt.dense_bytes, flashinfer)
     optimistic_activation = activation
-    non_torch = profile.non_torch_gib + profile.non_torch_per_extra_rank_gib * (tp - 1) + profile.non_torch_per_doubling_gib * math.log2(tp)
+    pcie = shape.gpu_name in profile.pcie_only_gpus
+    per_doubling = profile.non_torch_per_doubling_pcie_gib if pcie else profile.non_torch_per_doubling_gib
+    non_torch = profile.non_torch_gib + profile.non_torch_per_extra_rank_gib * (tp - 1) + per_doubling * math.log2(tp)
     graphs = cuda_graph_gib(arch, profile) if profile.cuda_graph_subtracted and not shape.enforce_eager else 0.0
     used = weights + activation + non_torch + graphs
     band = profile.band

@@ -73,6 +73,8 @@ class MemoryProfile:
     non_torch_gib: float
     non_torch_per_extra_rank_gib: float
     non_torch_per_doubling_gib: float  # NCCL's buffers grow with log2(TP) on NVLink (0.11+ logs), not per rank
+    pcie_only_gpus: frozenset[str]  # GPUs without NVLink: they grow by non_torch_per_doubling_pcie_gib instead
+    non_torch_per_doubling_pcie_gib: float
     cuda_graph_subtracted: bool
     cuda_graph_gib: float
     cuda_graph_per_layer_gib: float
@@ -129,6 +131,8 @@ def _profiles() -> tuple[MemoryProfile, ...]:
                 non_torch_gib=float(p["nonTorch"]["baseGib"]),
                 non_torch_per_extra_rank_gib=float(p["nonTorch"]["perExtraRankGib"]),
                 non_torch_per_doubling_gib=float(p["nonTorch"].get("perDoublingGib", 0.0)),
+                pcie_only_gpus=frozenset(p["nonTorch"].get("pcieOnlyGpus", ())),
+                non_torch_per_doubling_pcie_gib=float(p["nonTorch"].get("perDoublingPcieGib", 0.0)),
                 cuda_graph_subtracted=bool(p["cudaGraph"]["subtracted"]),
                 cuda_graph_gib=float(p["cudaGraph"]["baseGib"]),
                 cuda_graph_per_layer_gib=float(p["cudaGraph"]["perLayerGib"]),
