@@ -14,7 +14,9 @@ from components.planner.architectures import ArchitectureError, ModelArchitectur
 from components.planner.memory import TP_SIZES, FitError, MemoryEstimate, ServingShape, estimate, smallest_fit
 from components.planner.weight_formats import FP8_KV_DTYPES, WeightFormatError
 from components.vllm.flags import VLLM_VERSION
-from components.vllm.memory_profiles import version_key
+from components.vllm.memory_profiles import memory_profile, version_key
+
+from .cli_types import finite_number, whole_number
 
 
 class FitInputError(ValueError):
@@ -28,15 +30,15 @@ def add_fit_parser(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--architecture", metavar="CONFIG_JSON", help="a model's config.json (or its directory)")
     gpu = fit.add_mutually_exclusive_group(required=True)
     gpu.add_argument("--gpu", metavar="NAME", help=f"GPU type: {', '.join(gpu_models())}")
-    gpu.add_argument("--gpu-memory-gib", type=float, metavar="N", help="GPU memory as CUDA reports it, GiB")
-    fit.add_argument("--tp", type=int, default=1, metavar="N", help="tensor-parallel size (GPUs per replica)")
-    fit.add_argument("--gpu-memory-utilization", type=float, default=0.90, metavar="F")
-    fit.add_argument("--max-model-len", type=int, metavar="N", help="default: the model's own maximum")
+    gpu.add_argument("--gpu-memory-gib", type=finite_number, metavar="N", help="GPU memory as CUDA reports it, GiB")
+    fit.add_argument("--tp", type=whole_number, default=1, metavar="N", help="tensor-parallel size (GPUs per replica)")
+    fit.add_argument("--gpu-memory-utilization", type=finite_number, default=0.90, metavar="F")
+    fit.add_argument("--max-model-len", type=whole_number, metavar="N", help="default: the model's own maximum")
     fit.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
     fit.add_argument("--quantization", metavar="Q", help="--quantization as vLLM takes it (default: the checkpoint's)")
     fit.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "bfloat16", *FP8_KV_DTYPES])
-    fit.add_argument("--max-num-seqs", type=int, metavar="N", help="default: the release's for this GPU (it sizes the profiled sampler batch)")
-    fit.add_argument("--max-num-batched-tokens", type=int, metavar="N", help="default: the release's for this GPU (it sizes the profiled forward pass)")
+    fit.add_argument("--max-num-seqs", type=whole_number, metavar="N", help="default: the release's for this GPU (it sizes the profiled sampler batch)")
+    fit.add_argument("--max-num-batched-tokens", type=whole_number, metavar="N", help="default: the release's for this GPU (it sizes the profiled forward pass)")
     fit.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (and no graph memory set aside)")
     fit.add_argument(
         "--sampler", default="auto", choices=["auto", "flashinfer", "torch"],
@@ -65,6 +67,10 @@ def run_fit(args: argparse.Namespace) -> tuple[MemoryEstimate, ModelArchitecture
         raise FitInputError(f"--max-num-batched-tokens {args.max_num_batched_tokens}: must be ≥ --max-num-seqs ({args.max_num_seqs}), or vLLM refuses to start")
     try:
         version_key(args.vllm_version)
+        memory_profile(args.vllm_version)
+    except ValueError as err:
+        raise FitInputError(f"--vllm-version {args.vllm_version!r}: {err}") from None
+    try:
         shape = ServingShape(
             gpu_memory_gib=gpu_gib,
             gpu_name=args.gpu,

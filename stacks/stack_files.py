@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from components.config.errors import format_key_path
 from components.config.stack import CONFIG_NAMESPACE, StackConfig
 
 from . import PROJECT_DIR
@@ -77,6 +78,38 @@ class StackFile:
         return self.check()[0]
 
 
+def duplicate_keys(text: str) -> list[tuple[str, str]]:
+    """(key path, why) for every key given twice in one map. PyYAML keeps the last of two equal
+    keys; the Pulumi CLI refuses the file (Go's yaml.v3: "mapping key already defined"), so a
+    second `maxSize:` silently winning offline would plan what `pulumi up` never runs."""
+    found: list[tuple[str, str]] = []
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                line = key_node.start_mark.line + 1
+                if key is not None and key in seen:
+                    found.append((_shown_path(path + (key,)), f"given twice in one map (lines {seen[key]} and {line}); YAML would keep only the last"))
+                if key is not None:
+                    seen.setdefault(key, line)
+                walk(value_node, path + ((key,) if key is not None else ()))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, path + (i,))
+
+    walk(yaml.compose(text, Loader=yaml.SafeLoader), ())
+    return found
+
+
+def _shown_path(path: tuple[str | int, ...]) -> str:
+    """("config", "llm-platform:gpuPools", 0, "maxSize") -> "llm-platform:gpuPools[0].maxSize"."""
+    if len(path) >= 2 and path[0] == "config" and isinstance(path[1], str) and path[1].startswith(f"{CONFIG_NAMESPACE}:"):
+        return format_key_path((path[1][len(CONFIG_NAMESPACE) + 1:],) + path[2:])
+    return ".".join(str(p) for p in path)
+
+
 def available_stacks(project_dir: Path = PROJECT_DIR) -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
 
@@ -86,9 +119,18 @@ def load_stack_file(stack: str, project_dir: Path = PROJECT_DIR) -> StackFile:
     if not path.is_file():
         raise UnknownStackError(stack, available_stacks(project_dir))
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StackFileError(
+            f"{path.name}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): Pulumi reads stack files as UTF-8; save it so"
+        ) from None
+    try:
+        duplicates = duplicate_keys(text)
+        document = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise StackFileError(f"{path.name}: not valid YAML: {exc}") from None
+    if duplicates:
+        raise StackFileError("\n".join(f"{path.name}: {key}: {why}" for key, why in duplicates))
     config = document.get("config", {}) if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise StackFileError(f"{path.name}: expected a top-level `config:` map")

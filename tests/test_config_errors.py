@@ -126,11 +126,11 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("active hours that end when they start", lambda v: _hours(v).update(end=_hours(v)["start"]), "models[0].scaling.activeHours.end",
      "start and end can not have exactly same time input (KEDA v2.20.2 cron scaler"),
     ("a cron KEDA cannot parse", lambda v: _hours(v).update(start="99 99 * * *"), "models[0].scaling.activeHours.start",
-     "error parsing start schedule: minute: end of range (99) above maximum (59)"),
+     "'99 99 * * *' is not a schedule KEDA's cron trigger reads (minute: end of range (99) above maximum (59)"),
     ("Sunday as 7, which KEDA's cron refuses", lambda v: _hours(v).update(end="0 19 * * 1-7"), "models[0].scaling.activeHours.end",
-     "day of week: end of range (7) above maximum (6)"),
+     "(day of week: end of range (7) above maximum (6)"),
     ("a time zone that does not exist", lambda v: _hours(v).update(timezone="Mars/Olympus"), "models[0].scaling.activeHours.timezone",
-     "unknown time zone Mars/Olympus"),
+     "'Mars/Olympus' is not an IANA time zone"),
     ("polling interval above zero replicas", lambda v: _model(v).update(scaling={"pollingInterval": "30s"}), "models[0].scaling.pollingInterval",
      "only with scaleToZero"),
     ("Karpenter label on a NodePool", lambda v: _kpool(v).update(labels={"karpenter.sh/team": "ml"}),
@@ -150,6 +150,39 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("bad scaling target", lambda v: _model(v)["scaling"].update(kvCacheUsage=1.5), "models[0].scaling.kvCacheUsage", "less than or equal to 0.95"),
     ("MIG on a GPU without MIG", lambda v: _pool(v).update(migProfile="all-1g.10gb"), "gpuPools[0].migProfile", "l4 does not support MIG"),
     ("unknown MIG profile", lambda v: _pool(v).update(migProfile="half"), "gpuPools[0].migProfile", "is not a MIG profile such as all-1g.10gb"),
+    # Hardening (issue 21): what a careful reviewer tried, each refused at its key in plain words.
+    ("a deadline beyond int32 seconds", lambda v: _model(v).update(loadTimeout="9999999999h"), "models[0].loadTimeout",
+     "longer than Kubernetes can store"),
+    ("a zero download deadline", lambda v: _model(v).update(downloadTimeout="0s"), "models[0].downloadTimeout", "must be longer than 0s"),
+    ("words for a cron", lambda v: _hours(v).update(start="not a cron at all"), "models[0].scaling.activeHours.start",
+     "is not a schedule KEDA's cron trigger reads"),
+    ("another script's digit in a region", lambda v: v.update({f"{NS}:region": "us-west-\u0662"}), "llm-platform:region", "is not a cloud region"),
+    ("another script's digits in a Kubernetes version", lambda v: v[f"{NS}:cluster"].update(kubernetesVersion="1.\u0663\u0665"),
+     "cluster.kubernetesVersion", "is not a Kubernetes minor version"),
+    ("another script's digit in a duration", lambda v: _model(v)["scaling"].update(idleBeforeScaleToZero="1\u0665m"),
+     "models[0].scaling.idleBeforeScaleToZero", "is not a duration"),
+    ("another script's digit in a retention", lambda v: _addons(v)["prometheus"].update(retention="1\u0665d"),
+     "addons.prometheus.retention", "is not a Prometheus duration"),
+    ("Kubernetes version read as a number", lambda v: v[f"{NS}:cluster"].update(kubernetesVersion=1.3),
+     "cluster.kubernetesVersion", "put it in quotes (YAML read it as the number 1.3)"),
+    ("label name longer than 63", lambda v: _pool(v).update(labels={"team/" + "a" * 64: "x"}),
+     "gpuPools[0].labels['team/" + "a" * 64 + "']", "the name part of a label key is at most 63 characters"),
+    ("label prefix longer than 253", lambda v: _pool(v).update(labels={"a" * 250 + ".com/x": "x"}),
+     "gpuPools[0].labels['" + "a" * 250 + ".com/x']", "the prefix of a label key is at most 253 characters"),
+    ("label value longer than 63", lambda v: _pool(v).update(labels={"team": "a" * 64}),
+     "gpuPools[0].labels.team", "too long (64 characters, at most 63)"),
+    ("true for a count", lambda v: _pool(v).update(maxSize=True), "gpuPools[0].maxSize", "must be a number, not true"),
+    ("infinity for a fraction", lambda v: _model(v)["scaling"].update(kvCacheUsage=float("inf")), "models[0].scaling.kvCacheUsage", "must be a finite number"),
+    ("a value for a yes/no vLLM flag", lambda v: _model(v).update(extraArgs=["--enforce-eager=maybe"]), "models[0].extraArgs[0]",
+     "--enforce-eager is a yes/no switch and takes no value (got 'maybe')"),
+    ("a word after a yes/no vLLM flag", lambda v: _model(v).update(extraArgs=["--enforce-eager", "true"]), "models[0].extraArgs[1]",
+     "'true' follows --enforce-eager, a yes/no switch"),
+    ("a vLLM flag missing its value", lambda v: _model(v).update(extraArgs=["--max-num-batched-tokens", "--enforce-eager"]), "models[0].extraArgs[0]",
+     "--max-num-batched-tokens needs a value"),
+    ("pool name too long, in words", lambda v: _pool(v).update(name="a" * 40), "gpuPools[0].name", "too long (40 characters, at most 30): expected a pool name"),
+    ("a pool that is not a map", lambda v: v[f"{NS}:gpuPools"].__setitem__(0, "l4"), "llm-platform:gpuPools[0]", "must be a map with keys such as"),
+    ("a duration or Never, neither", lambda v: _addons(v)["karpenter"]["nodePools"][0].update(expireAfter="forever"),
+     "addons.karpenter.nodePools[0].expireAfter", "is not a duration such as 30s, 10m, 720h or 1h30m; or must be 'Never'"),
 ]
 
 
@@ -397,3 +430,45 @@ def test_cli_rejects_unreadable_yaml(tmp_path):
     (tmp_path / "Pulumi.bad.yaml").write_text("config: [unclosed\n")
     result = _cli("validate", "bad", "--stack-dir", str(tmp_path))
     assert result.returncode == 2 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_rejects_a_stack_file_that_is_not_utf8(tmp_path):
+    (tmp_path / "Pulumi.latin.yaml").write_bytes("config:\n  llm-platform:region: us-west-2\n  # caf\xe9\n".encode("latin-1"))
+    result = _cli("validate", "latin", "--stack-dir", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == "error: Pulumi.latin.yaml: not UTF-8 text (byte 0xe9 at offset 48): Pulumi reads stack files as UTF-8; save it so"
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_cli_rejects_a_key_given_twice_at_its_key_path(tmp_path):
+    text = yaml.safe_dump({"config": dev_config_values()}, sort_keys=False)
+    text = text.replace("    maxSize: 3\n", "    maxSize: 3\n    maxSize: 300\n", 1)
+    (tmp_path / "Pulumi.twice.yaml").write_text(text)
+    result = _cli("plan", "twice", "--stack-dir", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    line = text.splitlines().index("    maxSize: 300") + 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: Pulumi.twice.yaml: llm-platform:systemPool.maxSize: given twice in one map (lines {line - 1} and {line}); YAML would keep only the last"
+    ]
+
+
+def test_a_stack_that_pins_revisions_refuses_a_branch():
+    values = dev_config_values()
+    values[f"{NS}:modelPolicy"]["requirePinnedRevisions"] = True
+    with pytest.raises(ConfigError) as refused:
+        stack_from(values).validate()
+    assert refused.value.problems == [(
+        f"{NS}:models[0].revision",
+        "'main' is not a commit sha, and this stack pins them (llm-platform:modelPolicy.requirePinnedRevisions): "
+        "take the 40-character sha of the commit to serve from huggingface.co/Qwen/Qwen3-4B-Instruct-2507/commits/main",
+    )]
+    _model(values)["revision"] = "a" * 40
+    assert stack_from(values).validate().models[0].revision == "a" * 40
+
+
+@pytest.mark.parametrize("stack", [s for s in sorted(p.name[7:-5] for p in PROJECT_DIR.glob("Pulumi.prod*.yaml"))])
+def test_production_stacks_serve_pinned_weights(stack):
+    """CI deploys every prod* stack in the production environment: their weights are commits."""
+    config = yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]
+    assert config[f"{NS}:modelPolicy"]["requirePinnedRevisions"] is True
+    assert all(len(m["revision"]) == 40 for m in config[f"{NS}:models"])

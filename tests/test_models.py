@@ -20,6 +20,7 @@ from components.addons.monitoring import NAMESPACE as MONITORING_NAMESPACE
 from components.scheduling import GPU_TAINT, LABEL_CAPACITY_TYPE, LABEL_GPU_COUNT, LABEL_GPU_TYPE, SPOT_TAINT
 from components.vllm.flags import (
     ALLOWED_EXTRA_FLAGS,
+    SWITCH_FLAGS,
     PLATFORM_FLAGS,
     REMOVED_FLAGS,
     RULED_OUT_FLAGS,
@@ -115,6 +116,9 @@ def test_flag_tables_agree_with_the_released_parser():
     aliases = {alias: rec["flags"][-1] for rec in records for alias in rec["short_aliases"]}
     for short, long in SHORT_ALIASES.items():
         assert aliases.get(short) == long, short
+    # the yes/no switches are exactly the accepted flags the parser gives no value
+    takes_value = {flag: rec["takes_value"] for rec in records for flag in rec["flags"] + rec["negative_flags"] + rec["hidden_flags"]}
+    assert SWITCH_FLAGS == {flag for flag in ALLOWED_EXTRA_FLAGS if takes_value[flag] is False}
 
 
 @pytest.mark.parametrize(

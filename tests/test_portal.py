@@ -18,7 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
+import math
+
+from bad_input import DEVELOPER_WORDING, applied, mutations, related
 from conftest import PROJECT_DIR
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from stacks.stack_files import load_stack_file
 
 with warnings.catch_warnings():
@@ -176,6 +181,26 @@ def test_invalid_config_is_the_cli_messages_at_json_pointers(service, tmp_path):
     assert cli.returncode == 2
     cli_lines = [line for line in cli.stderr.splitlines() if line.startswith("Pulumi.team-a.yaml: ")]
     assert cli_lines and sorted(cli_lines) == sorted(e["text"] for e in errors)
+
+
+def test_generated_invalid_requests_are_refused_at_their_json_pointers(service):
+    """The schema-driven mistakes of tests/bad_input.py as portal requests: 422, each at a JSON
+    Pointer into the request and the key it names, in the CLI's words; never a 5xx."""
+    client = service()
+    config = dev_config()
+    sendable = [m for m in mutations(config) if not (isinstance(m.value, float) and math.isnan(m.value))]  # JSON has no NaN
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(mutation=st.sampled_from(sendable))
+    def check(mutation):
+        response = client.post("/v1/validate", headers=AUTH, json={"stack": "team-a", "config": applied(config, mutation)})
+        assert response.status_code == 422, (mutation, response.text)
+        errors = response.json()["error"]["errors"]
+        assert errors and all(e["pointer"].startswith("/config") for e in errors), errors
+        assert any(related(e["key"], mutation) for e in errors), (mutation, errors)
+        assert not any(words in e["message"] for e in errors for words in DEVELOPER_WORDING), errors
+
+    check()
 
 
 def test_key_paths_become_json_pointers():

@@ -9,16 +9,17 @@ HF token) are in `stack.py`.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 from pydantic.alias_generators import to_camel
 
+from ..admission.cron import cron_problem, timezone_problem
 from ..planner.memory_flags import memory_flags
 from ..vllm.flags import VLLM_IMAGE, VLLM_VERSION, extra_arg_problems
 from .errors import Problem, raise_problems
 from .levers import WeightLoader
-from .types import DNS_LABEL, ConfigModel, GoDuration, GpuType, duration_seconds, formatted
+from .types import DNS_LABEL, ConfigModel, GoDuration, GpuType, PositiveGoDuration, duration_seconds, formatted
 
 ModelName = formatted(rf"(?=.{{1,40}}$){DNS_LABEL}", "a lowercase DNS label of at most 40 characters, such as qwen3-8b")
 Namespace = formatted(rf"(?=.{{1,63}}$){DNS_LABEL}", "a Kubernetes namespace name (lowercase DNS label)")
@@ -29,8 +30,29 @@ ArchitecturePath = formatted(r"(?!/)(?!.*(^|/)\.\.(/|$))[\w./-]+", "a path insid
 Revision = formatted(r"[\w.-]+", "a Hugging Face revision: a commit sha, tag or branch")
 CpuQuantity = formatted(r"\d+(\.\d+)?|\d+m", "a CPU quantity such as 4, 2.5 or 500m")
 MemoryQuantity = formatted(r"\d+(Mi|Gi|Ti)", "a memory quantity such as 16Gi or 512Mi")
-CronExpression = formatted(r"\S+( \S+){4}", "a 5-field cron expression such as '0 8 * * 1-5'")
-IanaTimezone = formatted(r"[A-Za-z_]+(/[A-Za-z0-9_+-]+)*", "an IANA time zone such as Europe/Berlin or UTC")
+
+
+def _cron(value: str) -> str:
+    problem = cron_problem(value)
+    if problem:
+        raise ValueError(f"{value!r} is not a schedule KEDA's cron trigger reads ({problem}): five fields, "
+                         "minute hour day-of-month month day-of-week, such as '0 8 * * 1-5'")
+    return value
+
+
+def _timezone(value: str) -> str:
+    if timezone_problem(value):
+        raise ValueError(f"{value!r} is not an IANA time zone (such as Europe/Berlin, America/New_York or UTC)")
+    return value
+
+
+# Checked as KEDA v2.20.2's cron scaler parses them (components/admission/cron.py), at the key.
+CronExpression = Annotated[str, AfterValidator(_cron), Field(json_schema_extra={"pattern": r"^\S+( \S+){4}$"})]
+IanaTimezone = Annotated[str, AfterValidator(_timezone)]
+IngressPath = formatted(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*", "a URL path starting with /")
+ServedModelName = formatted(r"[A-Za-z0-9_./:-]+", "a model name clients send, such as qwen3-8b or Qwen/Qwen3-8B", max_length=128)
+ImageReference = formatted(r"[A-Za-z0-9_./:-]+(@sha256:[0-9a-f]{64})?", "an image reference such as vllm/vllm-openai:v0.33.0 or a mirror's name@sha256:<digest>")
+QuantizationName = formatted(r"[a-z0-9_-]+", "a vLLM --quantization method such as fp8 or awq_marlin")
 Hostname = formatted(r"(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+", "a DNS host name")
 
 # Platform namespaces a model must not share: its NetworkPolicy and quota would apply to them.
@@ -49,7 +71,7 @@ def tensor_parallel_fits(gpus_per_replica: int, gpus_per_node: int) -> bool:
 
 
 def memory_bytes(quantity: str) -> int:
-    number, unit = re.fullmatch(r"(\d+)(Mi|Gi|Ti)", quantity).groups()
+    number, unit = re.fullmatch(r"([0-9]+)(Mi|Gi|Ti)", quantity).groups()
     return int(number) * _MEMORY_UNITS[unit]
 
 
@@ -128,7 +150,7 @@ class IngressConfig(ConfigModel):
 
     class_name: str = Field(min_length=1, description="IngressClass of the controller, e.g. alb or nginx.")
     host: Hostname = Field(description="Host name clients use.")
-    path: str = Field("/", pattern=r"^/", description="Path prefix.")
+    path: IngressPath = Field("/", description="Path prefix.")
     tls_secret_name: str | None = Field(None, description="TLS Secret in the model's namespace (omit when the controller terminates TLS).")
     controller_namespace: Namespace = Field(
         description="Namespace of the controller's pods, admitted by the model's NetworkPolicy."
@@ -157,13 +179,12 @@ class ModelConfig(ConfigModel):
     revision: Revision = Field(
         "main", description="Hugging Face revision to download; pin a commit sha so every replica serves the same weights."
     )
-    served_model_name: str | None = Field(
-        None, pattern=r"^[\w./:-]{1,128}$", description="The `model` clients send (default: name); also the metrics' model_name label."
+    served_model_name: ServedModelName | None = Field(
+        None, description="The `model` clients send (default: name); also the metrics' model_name label."
     )
     namespace: Namespace | None = Field(None, description="Share a namespace with other models (default: a namespace named after the model).")
-    image: str = Field(
+    image: ImageReference = Field(
         VLLM_IMAGE,
-        pattern=r"^[\w./:-]+(@sha256:[0-9a-f]{64})?$",
         description=f"vLLM image; a mirror or digest of vLLM {VLLM_VERSION} (flags are checked against that version).",
     )
     gated: bool = Field(False, description="The model needs a Hugging Face token (llm-platform:hfToken) to download.")
@@ -173,8 +194,8 @@ class ModelConfig(ConfigModel):
     gpu_memory_utilization: float = Field(0.90, ge=0.5, le=0.98, description="--gpu-memory-utilization: GPU memory vLLM may use.")
     max_num_seqs: int | None = Field(None, ge=1, le=4096, description="--max-num-seqs: concurrent sequences per replica (default: derived from the predicted KV cache, room for each to reach a quarter of maxModelLen, at most vLLM's default).")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("auto", description="--dtype of weights and activations.")
-    quantization: str | None = Field(
-        None, pattern=r"^[a-z0-9_-]+$", description="--quantization method, e.g. fp8, awq_marlin (default: from the checkpoint)."
+    quantization: QuantizationName | None = Field(
+        None, description="--quantization method, e.g. fp8, awq_marlin (default: from the checkpoint)."
     )
     kv_cache_dtype: Literal["auto", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2"] = Field(
         "auto", description="--kv-cache-dtype; fp8 roughly doubles KV-cache capacity."
@@ -209,7 +230,7 @@ class ModelConfig(ConfigModel):
     drain_seconds: int = Field(
         60, ge=5, le=3600, description="Time in-flight requests get to finish when a pod stops (spot notice is 120s)."
     )
-    download_timeout: GoDuration = Field("3h", description="Longest the weight download Job may run.")
+    download_timeout: PositiveGoDuration = Field("3h", description="Longest the weight download Job may run.")
     access: AccessConfig = Field(AccessConfig(), description="Namespaces and ingress allowed to call the model.")
     warm_headroom: int | None = Field(
         None, ge=0, le=16, description="Spare replica slots held for this model by placeholder pods (default: the stack's scaleOut.warmHeadroom)."
@@ -237,7 +258,7 @@ class ModelConfig(ConfigModel):
         if self.architecture and not self.fit_check:
             problems.append((("architecture",), "unused with fitCheck: false (the planner reads it only for the check)"))
         tag = self.image.split("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2]
-        if re.fullmatch(r"v?\d+\.\d+(\.\d+)?", tag) and not re.fullmatch(rf"v?{re.escape(VLLM_VERSION.rsplit('.', 1)[0])}(\.\d+)?", tag):
+        if re.fullmatch(r"v?[0-9]+\.[0-9]+(\.[0-9]+)?", tag) and not re.fullmatch(rf"v?{re.escape(VLLM_VERSION.rsplit('.', 1)[0])}(\.\d+)?", tag):
             problems.append(
                 (("image",), f"tag {tag} is not vLLM {VLLM_VERSION.rsplit('.', 1)[0]}.x; flags and metrics are checked against {VLLM_VERSION}")
             )
@@ -326,4 +347,9 @@ class ModelPolicy(ConfigModel):
 
     allow_scale_to_zero: bool = Field(
         False, description="Models may set scaling.scaleToZero. Keep off in production: a cold start takes minutes."
+    )
+    require_pinned_revisions: bool = Field(
+        False,
+        description="Every model's revision must be a 40-character commit sha: a branch such as main moves, so two "
+        "replicas (or a re-download) could serve different weights. Production stacks set it.",
     )

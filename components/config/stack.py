@@ -16,9 +16,9 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, StringConstraints, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic.alias_generators import to_camel, to_snake
 
 from ..catalog.gpus import cpu_arch, gpu_instance, gpu_models, gpu_types_offered, instance_type_cloud
@@ -59,19 +59,21 @@ from .types import (
 
 __all__ = ["CONFIG_NAMESPACE", "ConfigError", "StackConfig", "parse_stack_config", "stack_config_json_schema"]
 
-ClusterName = Annotated[str, StringConstraints(pattern=rf"^{DNS_LABEL}$", min_length=2, max_length=40)]
+ClusterName = formatted(DNS_LABEL, "a cluster name: a lowercase DNS label of 2 to 40 characters, such as llm-prod", min_length=2, max_length=40)
 Cloud = Literal["aws", "gcp", "azure"]
+COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 # One pattern per cloud, checked in StackConfig once the cloud is known.
 REGION_PATTERNS = {
     "aws": (r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$", "an AWS region such as us-west-2"),
     "gcp": (r"^[a-z]+-[a-z]+\d+$", "a GCP region such as us-central1"),
     "azure": (r"^[a-z]+[0-9]?$", "an Azure region such as eastus2 or westeurope"),
 }
-Region = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]+$")]
-Zone = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$")]
-SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
-VpcId = Annotated[str, StringConstraints(pattern=r"^vpc-[0-9a-f]{8,17}$")]
-IamPrincipalArn = Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")]
+Region = formatted(r"[a-z][a-z0-9-]+", "a cloud region such as us-west-2, us-central1 or eastus2")
+Zone = formatted(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9][a-z]", "an AWS availability zone such as us-west-2a")
+SubnetId = formatted(r"subnet-[0-9a-f]{8,17}", "a subnet id such as subnet-0123456789abcdef0")
+VpcId = formatted(r"vpc-[0-9a-f]{8,17}", "a VPC id such as vpc-0123456789abcdef0")
+KubernetesMinor = formatted(r"1\.[0-9]{2}", "a Kubernetes minor version such as \"1.35\" (quoted: YAML reads 1.30 as the number 1.3)")
+IamPrincipalArn = formatted(r"arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[\w+=,.@/-]+", "an IAM role or user ARN such as arn:aws:iam::123456789012:role/platform-admins")
 
 
 class _ScalingBounds(ConfigModel):
@@ -252,7 +254,7 @@ def _zone_problems(loc: Loc, zones: list[str]) -> list[Problem]:
 
 class ClusterConfig(ConfigModel):
     name: ClusterName = Field(description="EKS cluster name; also prefixes every resource name.")
-    kubernetes_version: str = Field(pattern=r"^1\.\d{2}$", description="EKS minor version, e.g. \"1.35\".")
+    kubernetes_version: KubernetesMinor = Field(description="Kubernetes minor version, e.g. \"1.35\".")
     endpoint_public_access: bool = Field(True, description="Expose the API endpoint publicly (restricted by publicAccessCidrs).")
     public_access_cidrs: list[str] = Field(
         ["0.0.0.0/0"], min_length=1, description="CIDRs allowed to reach the public endpoint."
@@ -520,7 +522,7 @@ class StackConfig(ConfigModel):
 
     def _region_problems(self) -> list[Problem]:
         pattern, what = REGION_PATTERNS[self.cloud]
-        if not re.fullmatch(pattern, self.region):
+        if not re.fullmatch(pattern, self.region, re.ASCII):
             return [(("region",), f"{self.region!r} is not {what}")]
         return []
 
@@ -702,6 +704,14 @@ class StackConfig(ConfigModel):
                         (*loc, "scaling", "scaleToZero"),
                         "this stack does not allow scale-to-zero (llm-platform:modelPolicy.allowScaleToZero); "
                         "a model at zero answers nothing until a replica has loaded",
+                    )
+                )
+            if self.model_policy.require_pinned_revisions and not model.is_local_path and not COMMIT_SHA.fullmatch(model.revision):
+                problems.append(
+                    (
+                        (*loc, "revision"),
+                        f"{model.revision!r} is not a commit sha, and this stack pins them (llm-platform:modelPolicy.requirePinnedRevisions): "
+                        f"take the 40-character sha of the commit to serve from huggingface.co/{model.model}/commits/main",
                     )
                 )
             if model.gated and self.hf_token is None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from typing import Annotated
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from ..catalog.gpus import gpu_instance, gpu_instance_names, gpu_models
@@ -19,38 +20,89 @@ from .errors import Problem
 
 DNS_LABEL = r"[a-z]([-a-z0-9]*[a-z0-9])?"
 _LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
-_LABEL_KEY = rf"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?{_LABEL_NAME}$"
+_DNS_SUBDOMAIN = rf"{DNS_LABEL}(\.{DNS_LABEL})*"
+# Kubernetes bounds (apimachinery validation.IsQualifiedName, IsDNS1123Subdomain, IsValidLabelValue)
+LABEL_NAME_MAX, LABEL_PREFIX_MAX, LABEL_VALUE_MAX = 63, 253, 63
+# Durations Kubernetes stores as int32 seconds (probes, deadlines, cooldowns) cannot be longer.
+INT32_MAX = 2**31 - 1
 
-PoolName = Annotated[str, StringConstraints(pattern=rf"^{DNS_LABEL}$", min_length=1, max_length=30)]
-LabelKey = Annotated[str, StringConstraints(pattern=_LABEL_KEY, max_length=316)]
-LabelValue = Annotated[str, StringConstraints(pattern=rf"^({_LABEL_NAME})?$", max_length=63)]
+
+def formatted(pattern: str, what: str, *, min_length: int | None = None, max_length: int | None = None):
+    """A string type whose error says what is expected in words, not as a regular expression.
+
+    Matched with ASCII classes: Python's `\\d` and `\\w` also match other scripts' digits and
+    letters (`us-west-٢`, `1.٣٥`), which no cloud API or Kubernetes field accepts."""
+    compiled = re.compile(pattern, re.ASCII)
+
+    def check(value: str) -> str:
+        if max_length is not None and len(value) > max_length:
+            raise ValueError(f"too long ({len(value)} characters, at most {max_length}): expected {what}")
+        if min_length is not None and len(value) < min_length:
+            raise ValueError(f"{value!r} is too short (at least {min_length} characters): expected {what}")
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    schema: dict[str, object] = {"pattern": f"^{pattern}$"}
+    if min_length is not None:
+        schema["minLength"] = min_length
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return Annotated[str, AfterValidator(check), Field(json_schema_extra=schema)]
+
+
+def _label_key(value: str) -> str:
+    prefix, _, name = value.rpartition("/")
+    if not re.fullmatch(_LABEL_NAME, name, re.ASCII):
+        raise ValueError(f"{value!r} is not a Kubernetes label key: the name{' after the prefix' if prefix else ''} is letters, digits, '-', '_' and '.', starting and ending with a letter or digit")
+    if len(name) > LABEL_NAME_MAX:
+        raise ValueError(f"{value!r}: the name part of a label key is at most {LABEL_NAME_MAX} characters (it has {len(name)})")
+    if "/" in value and not re.fullmatch(_DNS_SUBDOMAIN, prefix, re.ASCII):
+        raise ValueError(f"{value!r}: the prefix of a label key is a lowercase DNS name such as team.example.com")
+    if len(prefix) > LABEL_PREFIX_MAX:
+        raise ValueError(f"{value!r}: the prefix of a label key is at most {LABEL_PREFIX_MAX} characters (it has {len(prefix)})")
+    return value
+
+
+PoolName = formatted(DNS_LABEL, "a pool name: a lowercase DNS label of at most 30 characters, such as l4-spot", min_length=1, max_length=30)
+LabelKey = Annotated[str, AfterValidator(_label_key), Field(json_schema_extra={"maxLength": LABEL_PREFIX_MAX + 1 + LABEL_NAME_MAX})]
+LabelValue = formatted(f"({_LABEL_NAME})?", "a Kubernetes label value: at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit", max_length=LABEL_VALUE_MAX)
 # m7i.large (AWS), g2-standard-8 (GCP), Standard_NC24ads_A100_v4 (Azure)
-InstanceTypeName = Annotated[str, StringConstraints(pattern=r"^([a-z][a-z0-9-]*(\.[a-z0-9-]+)?|Standard_[A-Za-z0-9_]+)$")]
+InstanceTypeName = formatted(r"[a-z][a-z0-9-]*(\.[a-z0-9-]+)?|Standard_[A-Za-z0-9_]+", "an instance type such as g6.xlarge, g2-standard-8 or Standard_NC24ads_A100_v4")
 
 
-def formatted(pattern: str, what: str):
-    """A string type whose error says what is expected in words, not as a regular expression."""
-    compiled = re.compile(pattern)
+def _bounded_duration(pattern: str, what: str, units: dict[str, int], *, positive: bool):
+    compiled = re.compile(pattern, re.ASCII)
 
     def check(value: str) -> str:
         if not compiled.fullmatch(value):
             raise ValueError(f"{value!r} is not {what}")
+        seconds = sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)([a-z]+)", value))
+        if positive and seconds == 0:
+            raise ValueError(f"{value!r} is zero: this duration must be longer than 0s")
+        if seconds > INT32_MAX:
+            raise ValueError(f"{value!r} is longer than Kubernetes can store ({INT32_MAX} seconds, about 68 years)")
         return value
 
     return Annotated[str, AfterValidator(check), Field(json_schema_extra={"pattern": f"^{pattern}$"})]
 
 
-# Prometheus durations (retention): a number and one unit.
-PrometheusDuration = formatted(r"[1-9]\d*(m|h|d|w|y)", "a Prometheus duration such as 12h, 15d or 4w")
-# Go durations as Karpenter reads them (consolidateAfter, expireAfter), e.g. 10m, 720h, 1h30m.
-GoDuration = formatted(r"([0-9]+(s|m|h))+", "a duration such as 30s, 10m, 720h or 1h30m")
-
 _DURATION_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+_PROMETHEUS_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+# Prometheus durations (retention): a number and one unit.
+PrometheusDuration = _bounded_duration(r"[1-9][0-9]*(m|h|d|w|y)", "a Prometheus duration such as 12h, 15d or 4w", _PROMETHEUS_UNIT_SECONDS, positive=True)
+# Go durations as Karpenter and our Kubernetes fields read them (consolidateAfter, loadTimeout), e.g. 10m, 720h, 1h30m.
+_GO_DURATION = r"([0-9]+(s|m|h))+"
+_GO_DURATION_WORDS = "a duration such as 30s, 10m, 720h or 1h30m"
+GoDuration = _bounded_duration(_GO_DURATION, _GO_DURATION_WORDS, _DURATION_UNIT_SECONDS, positive=False)
+# The same where Kubernetes needs more than zero (a Job's activeDeadlineSeconds, a probe's window).
+PositiveGoDuration = _bounded_duration(_GO_DURATION, _GO_DURATION_WORDS, _DURATION_UNIT_SECONDS, positive=True)
 
 
 def duration_seconds(duration: str) -> int:
     """Seconds in a GoDuration ("1h30m" -> 5400), for fields Kubernetes takes as integers."""
-    return sum(int(n) * _DURATION_UNIT_SECONDS[u] for n, u in re.findall(r"(\d+)([smh])", duration))
+    return sum(int(n) * _DURATION_UNIT_SECONDS[u] for n, u in re.findall(r"([0-9]+)([smh])", duration))
 
 
 def _known_gpu_type(value: str) -> str:
@@ -62,12 +114,28 @@ def _known_gpu_type(value: str) -> str:
 GpuType = Annotated[str, AfterValidator(_known_gpu_type), Field(json_schema_extra={"enum": sorted(gpu_models())})]
 
 
+def _takes_numbers_only(annotation: Any) -> bool:
+    """Whether a field's type is int or float (or optional of one), with no bool or str in it."""
+    args = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    kinds = {a for a in args if a is not type(None)}
+    return bool(kinds) and kinds <= {int, float}
+
+
 class ConfigModel(BaseModel):
-    """camelCase in YAML, snake_case in Python; unknown keys are errors (a typo must not be ignored)."""
+    """camelCase in YAML, snake_case in Python; unknown keys are errors (a typo must not be ignored);
+    `true` is not a number and `.nan` or `.inf` are not sizes (pydantic's lax mode takes all three)."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, extra="forbid", frozen=True
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, extra="forbid", frozen=True,
+        allow_inf_nan=False,
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_yes_no_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name and _takes_numbers_only(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"must be a number, not {str(value).lower()}")
+        return value
 
 
 class TaintConfig(ConfigModel):

@@ -140,6 +140,25 @@ ALLOWED_EXTRA_FLAGS: frozenset[str] = frozenset(
     }
 )
 
+# The accepted flags that are yes/no switches (vLLM's EnableDisableAction or store_true: no value).
+# `--enforce-eager=maybe` makes argparse exit ("ignored explicit argument"), and a bare word after a
+# switch is read as an unknown positional argument; tests check this set against the 0.33.0 parser.
+SWITCH_FLAGS: frozenset[str] = frozenset(
+    {
+        "--aggregate-engine-logging", "--allow-credentials", "--async-scheduling", "--cudagraph-metrics",
+        "--disable-cascade-attn", "--disable-chunked-mm-input", "--disable-chunked-prefill",
+        "--disable-custom-all-reduce", "--disable-fastapi-docs", "--disable-hybrid-kv-cache-manager",
+        "--disable-log-requests", "--disable-sliding-window", "--disable-uvicorn-access-log",
+        "--enable-auto-tool-choice", "--enable-chunked-prefill", "--enable-eplb", "--enable-expert-parallel",
+        "--enable-force-include-usage", "--enable-log-outputs", "--enable-log-requests", "--enable-lora",
+        "--enable-mfu-metrics", "--enable-prompt-embeds", "--enable-prompt-tokens-details",
+        "--enable-request-id-headers", "--enable-server-load-tracking", "--enable-sleep-mode", "--enforce-eager",
+        "--exclude-tools-when-tool-choice-none", "--fully-sharded-loras", "--kv-cache-metrics",
+        "--language-model-only", "--no-async-scheduling", "--no-enable-chunked-prefill",
+        "--return-tokens-as-token-ids", "--skip-mm-profiling", "--tokens-only", "--trust-remote-code",
+    }
+)
+
 # vLLM's short forms, resolved before the check (`-tp 2` is --tensor-parallel-size).
 SHORT_ALIASES: dict[str, str] = {
     "-tp": "--tensor-parallel-size",
@@ -204,6 +223,27 @@ def extra_arg_problems(args: list[str]) -> list[tuple[int, str]]:
             )
         elif flag in seen and "." not in token:
             problems.append((i, f"{shown} is given twice (also at extraArgs[{seen[flag]}])"))
+        else:
+            problems += _value_problems(args, i, flag, shown)
         seen.setdefault(flag, i)
     return problems
+
+
+def _value_problems(args: list[str], i: int, flag: str, shown: str) -> list[tuple[int, str]]:
+    """A switch given a value, or a flag that needs one given none: argparse exits on both."""
+    token = args[i]
+    attached = "=" in token or (flag == "--optimization-level" and not token.startswith("--"))
+    following = args[i + 1] if i + 1 < len(args) else None
+    has_value_after = following is not None and canonical_flag(following) is None
+    if flag in SWITCH_FLAGS:
+        if "=" in token:
+            return [(i, f"{shown} is a yes/no switch and takes no value (got {token.split('=', 1)[1]!r}): "
+                        "list it alone to turn it on, leave it out to keep it off")]
+        if has_value_after:
+            return [(i + 1, f"{following!r} follows {shown}, a yes/no switch that takes no value: vLLM would read it "
+                            "as an unknown argument")]
+        return []
+    if not attached and not has_value_after:
+        return [(i, f"{shown} needs a value (as its next item, or {shown.split(' ')[0]}=VALUE)")]
+    return []
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from stacks.cli_types import finite_number, whole_number
 from stacks.stack_files import StackFileError
 
 if TYPE_CHECKING:  # the CLI's other commands should not import the Automation API
@@ -20,13 +21,13 @@ MIN_TOKEN_CHARS = 16
 def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser("serve", help="the portal's HTTP API: validate, preview, up, refresh, destroy (needs the Pulumi CLI)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=whole_number, default=8080)
     serve.add_argument("--data-dir", type=Path, required=True, help="operations (SQLite) and the workspace of the portal's stack files")
     serve.add_argument("--token-file", type=Path, help=f"the API's bearer token (default: ${TOKEN_ENV})")
-    serve.add_argument("--workers", type=int, default=2, help="operations running at once (each a Pulumi CLI)")
+    serve.add_argument("--workers", type=whole_number, default=2, help="operations running at once (each a Pulumi CLI)")
     serve.add_argument("--secrets-provider", help="for new stacks, e.g. awskms://alias/pulumi (default: the backend's)")
     serve.add_argument("--policy-pack", type=Path, help="a CrossGuard pack every preview and up runs, e.g. policy (create its venv first)")
-    serve.add_argument("--cancel-grace", type=float, default=900.0, help="seconds an interrupted CLI may take to stop before it is killed")
+    serve.add_argument("--cancel-grace", type=finite_number, default=900.0, help="seconds an interrupted CLI may take to stop before it is killed")
 
 
 def read_token(token_file: Path | None) -> str:

@@ -1,0 +1,136 @@
+"""Bad input never gets through (issue 21): generated invalid stack configs and CLI flags.
+
+Every mutation in tests/bad_input.py is invalid by the config's own schema. Each must fail in the
+program itself with a config error at the key it touched, in plain words, before any resource is
+registered; each CLI flag value outside what the flag takes must exit 2 with one error line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import pytest
+from bad_input import DEVELOPER_WORDING, UNKNOWN_KEY, applied, mutations, related
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from components.config.stack import CONFIG_NAMESPACE, ConfigError
+from stacks.__main__ import main
+from stacks.offline import run_program
+from stacks.stack_files import available_stacks, load_stack_file, stack_file_from_values
+
+STACKS = available_stacks()
+CONFIGS = {stack: load_stack_file(stack).namespace_values() for stack in STACKS}
+BY_STACK = {stack: mutations(CONFIGS[stack]) for stack in STACKS}
+CASES = [(stack, m) for stack in STACKS for m in BY_STACK[stack]]
+
+
+def test_the_generator_reaches_every_stack_and_kind_of_mistake():
+    assert len(CASES) >= 2000
+    for stack in STACKS:
+        found = [m for s, m in CASES if s == stack]
+        assert len(found) >= 200, stack
+        assert {m.what for m in found} == {"invalid value", "required key removed", "unknown top-level key"}
+    values = {type(m.value).__name__ for _, m in CASES}
+    assert {"bool", "int", "float", "str", "list", "dict"} <= values
+
+
+def _refusal(stack: str, mutation) -> ConfigError:
+    values = applied(CONFIGS[stack], mutation)
+    run = run_program(stack_file_from_values(stack, {f"{CONFIG_NAMESPACE}:{k}": v for k, v in values.items()}), preview=True)
+    assert isinstance(run.error, ConfigError), (stack, mutation, run.error)
+    assert [r.type for r in run.resources] == ["pulumi:pulumi:Stack"], (stack, mutation)
+    return run.error
+
+
+def _assert_reported(stack: str, error: ConfigError, touched: list) -> None:
+    lines = str(error).splitlines()[1:]
+    assert len(lines) == len(error.problems) and all(line.startswith(f"Pulumi.{stack}.yaml: {CONFIG_NAMESPACE}") for line in lines)
+    for mutation in touched:
+        assert any(related(path, mutation) for path, _ in error.problems), (mutation, error.problems)
+    for path, message in error.problems:
+        assert message and not any(words in message for words in DEVELOPER_WORDING), (path, message)
+
+
+def test_every_generated_mistake_is_refused_at_its_key_before_anything_is_registered():
+    """All of them, every run (a few ms each: the program stops at the config)."""
+    for stack, mutation in CASES:
+        _assert_reported(stack, _refusal(stack, mutation), [mutation])
+
+
+def _independent(chosen: list) -> bool:
+    paths = [m.path for m in chosen]
+    return all(a == b or (a[: len(b)] != b and b[: len(a)] != a) for a in paths for b in paths) and len(set(paths)) == len(paths)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(data=st.data(), stack=st.sampled_from(STACKS))
+def test_several_mistakes_at_once_are_each_reported(data, stack):
+    """Up to four mistakes in one file, at unrelated keys: one error listing every one of them."""
+    chosen = data.draw(st.lists(st.sampled_from(BY_STACK[stack]), min_size=1, max_size=4, unique_by=lambda m: m.path))
+    assume(_independent(chosen))
+    values = CONFIGS[stack]
+    for mutation in chosen:
+        values = applied(values, mutation)
+    run = run_program(stack_file_from_values(stack, {f"{CONFIG_NAMESPACE}:{k}": v for k, v in values.items()}), preview=True)
+    assert isinstance(run.error, ConfigError), (chosen, run.error)
+    assert [r.type for r in run.resources] == ["pulumi:pulumi:Stack"]
+    _assert_reported(stack, run.error, chosen)
+
+
+def test_an_unknown_key_names_the_closest_real_one():
+    (mutation,) = [m for s, m in CASES if s == "dev" and m.path == (UNKNOWN_KEY,)]
+    error = _refusal("dev", mutation)
+    assert error.problems == [(f"{CONFIG_NAMESPACE}:{UNKNOWN_KEY}", error.problems[0][1])]
+    assert error.problems[0][1].startswith("unknown key (")
+
+
+# --- CLI flags ---------------------------------------------------------------------------------
+
+_NOT_A_WHOLE_NUMBER = st.sampled_from(["", "x", "1.5", "\u0663", "1e3", "0x10", "nan", "٣٢", "12abc", "99999999999"])
+_NOT_A_NUMBER = st.sampled_from(["", "x", "nan", "inf", "-inf", "\u0660.\u0669", "0,9", "1e999"])
+_BAD_FIT_FLAGS = st.one_of(
+    st.tuples(st.sampled_from(["--tp", "--max-model-len", "--max-num-seqs", "--max-num-batched-tokens"]), _NOT_A_WHOLE_NUMBER),
+    st.tuples(st.just("--gpu-memory-utilization"), _NOT_A_NUMBER | st.sampled_from(["0", "-0.5", "1.5", "7"])),
+    st.tuples(st.sampled_from(["--tp"]), st.sampled_from(["0", "3", "16", "-2"])),
+    st.tuples(st.sampled_from(["--max-model-len", "--max-num-seqs"]), st.sampled_from(["0", "-1"])),
+    st.tuples(st.just("--dtype"), st.sampled_from(["fp8", "bf16", ""])),
+    st.tuples(st.just("--kv-cache-dtype"), st.sampled_from(["int8", "fp4"])),
+    st.tuples(st.just("--sampler"), st.sampled_from(["fast", ""])),
+    st.tuples(st.just("--vllm-version"), st.sampled_from(["banana", "0.1", "", "v0.33"])),
+    st.tuples(st.just("--gpu"), st.sampled_from(["h1000", "L4", ""])),
+)
+
+
+def _cli(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argparse's own refusals
+            code = exit_.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@settings(max_examples=200, deadline=None)
+@given(flag=_BAD_FIT_FLAGS)
+def test_a_bad_fit_flag_is_one_error_line_and_exit_2(flag):
+    name, value = flag
+    argv = ["fit", "--model", "Qwen/Qwen3-8B", *(["--gpu", "l4"] if name != "--gpu" else []), f"{name}={value}"]
+    code, out, err = _cli(argv)
+    assert code == 2, (argv, out, err)
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and name in errors[0], (argv, err)
+    assert "Traceback" not in err and out == ""
+
+
+@pytest.mark.parametrize("argv", [
+    ["plan"], ["plan", "dev", "--bogus"], ["validate", "no-such-stack"], ["fit", "--gpu", "l4"], ["diff", "a"],
+    ["serve", "--data-dir", "/tmp/x", "--port", "\u0668\u0660"], ["serve", "--data-dir", "/tmp/x", "--cancel-grace", "nan"],
+    ["serve", "--data-dir", "/tmp/x", "--workers", "0"], ["ci-matrix", "--environment", "staging"], ["frobnicate"],
+])
+def test_other_bad_command_lines_exit_2_without_a_traceback(argv):
+    code, out, err = _cli(argv)
+    assert code == 2, (argv, out, err)
+    assert "error" in err and "Traceback" not in err
