@@ -78,10 +78,14 @@ def addon_namespace(
     pod_security: PodSecurityLevel,
     provider: k8s.Provider,
     parent: pulumi.Resource,
+    warn: PodSecurityLevel | None = None,
 ) -> k8s.core.v1.Namespace:
     """A namespace with its Pod Security level enforced. Node agents (device plugin, DCGM, CSI node
-    plugins, node-exporter) need `privileged`; controllers get `baseline` or `restricted`."""
+    plugins, node-exporter) need `privileged`; controllers get `baseline` or `restricted`. `warn`
+    audits and warns at a stricter level than the one a third-party chart lets us enforce."""
     labels = {f"pod-security.kubernetes.io/{mode}": pod_security for mode in ("enforce", "audit", "warn")}
+    if warn is not None:
+        labels |= {f"pod-security.kubernetes.io/{mode}": warn for mode in ("audit", "warn")}
     return k8s.core.v1.Namespace(
         resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(name=namespace, labels={**labels, "app.kubernetes.io/managed-by": "pulumi"}),

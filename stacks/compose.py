@@ -123,8 +123,8 @@ def _fit_outputs(model: ModelConfig) -> dict[str, object]:
 def build_models(cfg: StackConfig, cluster: ClusterContract, addons: AddonsContract) -> ModelServices:
     # The token goes through require_secret so it stays secret in state, previews and the Secret.
     hf_token = pulumi.Config(CONFIG_NAMESPACE).require_secret("hfToken") if any(m.gated for m in cfg.models) else None
-    services = ModelServices(f"{cfg.cluster.name}-models", cfg.models, model_platform(cluster, addons), hf_token)
     routed_names = {m.name for m in cfg.routed_models}
+    services = ModelServices(f"{cfg.cluster.name}-models", cfg.models, model_platform(cluster, addons), hf_token, routed=frozenset(routed_names))
     gateway_url = None
     if routed_names:
         routing = Routing(

@@ -13,10 +13,9 @@ from ..addons.layer import AddonsContract
 from ..addons.monitoring import NAMESPACE as MONITORING_NAMESPACE
 from ..clusters.contract import ClusterContract
 from ..config.models import ModelConfig
-from ..releases import addon_namespace
 from .headroom import priority_class
 from .prepull import ImagePrepull
-from .service import ModelPlatform, VllmModelService, VllmModelServiceArgs
+from .service import ModelPlatform, VllmModelService, VllmModelServiceArgs, model_namespace
 
 
 def model_platform(cluster: ClusterContract, addons: AddonsContract) -> ModelPlatform:
@@ -52,11 +51,13 @@ class ModelServices(pulumi.ComponentResource):
         platform: ModelPlatform,
         hf_token: pulumi.Output[str] | None,
         opts: pulumi.ResourceOptions | None = None,
+        routed: frozenset[str] = frozenset(),
     ):
         super().__init__("llm-platform:models:ModelServices", name, None, opts)
         shared: dict[str, k8s.core.v1.Namespace] = {}
         for ns in dict.fromkeys(m.namespace for m in models if m.namespace):
-            shared[ns] = addon_namespace(f"{name}-namespace-{ns}", ns, "baseline", platform.provider, self)
+            shares_routed = any(m.name in routed for m in models if m.namespace == ns)
+            shared[ns] = model_namespace(f"{name}-namespace-{ns}", ns, shares_routed, platform.provider, self)
         # One PriorityClass for every model's placeholders (cluster-scoped), only when some model holds headroom.
         headroom_class = priority_class(f"{name}-headroom-priority", platform.provider, self) if any(m.headroom_slots for m in models) else None
         if platform.image_prepull and models:
@@ -73,6 +74,7 @@ class ModelServices(pulumi.ComponentResource):
                     hf_token=hf_token if model.gated else None,
                     shared_namespace=shared.get(model.namespace) if model.namespace else None,
                     headroom_class=headroom_class,
+                    routed=model.name in routed,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -41,6 +41,18 @@ COMPLETE_MARKER = ".llm-platform-complete"  # written by the download Job after 
 COMPILE_CACHE_MOUNT = "/vllm-cache"
 COMPILE_CACHE_DIR = f".vllm-cache/{VLLM_VERSION}"
 
+# Every container we write for a model runs as this user: not root, above the range images assign
+# (1000-9999), and the same for the download Job and the server, so what one writes on an NFS share
+# (Filestore, Azure Files, which keep POSIX owners) the other may read and, for the compile cache,
+# write. The vLLM image itself runs as root; nothing in vLLM needs it.
+MODEL_UID = 10001
+# With a read-only root file system, the only places the server writes. HOME holds what vLLM,
+# Triton, torch inductor and FlashInfer cache (~/.cache/vllm unless the compile cache is on,
+# ~/.triton/cache, ~/.cache/flashinfer); /tmp their scratch files. Sizes bound what a runaway
+# cache can take from the node's disk (the kubelet evicts the pod past them).
+SERVER_HOME = "/home/vllm"
+WRITABLE_DIRS = {"home": (SERVER_HOME, "8Gi"), "tmp": ("/tmp", "4Gi")}
+
 # After a pod is marked terminating, Services, kube-proxy and ingress controllers take a few seconds
 # to stop sending it traffic; vLLM keeps serving during this sleep, then drains on SIGTERM.
 ENDPOINT_PROPAGATION_SECONDS = 15
@@ -250,3 +262,59 @@ def compile_cache_mounts(model: ModelConfig) -> list[k8s.core.v1.VolumeMountArgs
     if not model.compile_cache:
         return []
     return [k8s.core.v1.VolumeMountArgs(name="compile-cache", mount_path=COMPILE_CACHE_MOUNT, sub_path=COMPILE_CACHE_DIR)]
+
+
+def model_pod_security() -> k8s.core.v1.PodSecurityContextArgs:
+    """Pod Security `restricted`: non-root with our UID, RuntimeDefault seccomp. No fsGroup: it
+    would make the kubelet walk the shared weight volume on every pod start, and the emptyDirs the
+    containers write are writable by any user."""
+    return k8s.core.v1.PodSecurityContextArgs(
+        run_as_non_root=True,
+        run_as_user=MODEL_UID,
+        run_as_group=MODEL_UID,
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def locked_down() -> k8s.core.v1.SecurityContextArgs:
+    """Every capability dropped, NET_RAW among the runtime's defaults included; tensor parallelism
+    needs none (its ranks share GPU memory over CUDA IPC and /dev/shm, as the same user in one
+    pod), and the GPUs are device files the NVIDIA runtime makes readable to any user."""
+    return k8s.core.v1.SecurityContextArgs(
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=True,
+        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+    )
+
+
+def writable_volumes() -> list[k8s.core.v1.VolumeArgs]:
+    return [
+        k8s.core.v1.VolumeArgs(name=name, empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=size))
+        for name, (_, size) in WRITABLE_DIRS.items()
+    ]
+
+
+def writable_mounts() -> list[k8s.core.v1.VolumeMountArgs]:
+    return [k8s.core.v1.VolumeMountArgs(name=name, mount_path=path) for name, (path, _) in WRITABLE_DIRS.items()]
+
+
+def server_user_env() -> list[k8s.core.v1.EnvVarArgs]:
+    """HOME on its emptyDir; USER because our UID has no entry in the image's /etc/passwd and
+    torch inductor names its cache directory after `getpass.getuser()`, which fails without it."""
+    return [k8s.core.v1.EnvVarArgs(name="HOME", value=SERVER_HOME), k8s.core.v1.EnvVarArgs(name="USER", value="vllm")]
+
+
+def compile_cache_setup(model: ModelConfig) -> str:
+    """Creates the compile cache's directory as MODEL_UID before the server mounts it: a subPath
+    that does not exist yet is created by the kubelet as root, which our user could not write on
+    NFS. Prepended to the init container's script."""
+    return f'mkdir -p "{COMPILE_CACHE_SETUP_MOUNT}/{COMPILE_CACHE_DIR}" && ' if model.compile_cache else ""
+
+
+COMPILE_CACHE_SETUP_MOUNT = "/weights-volume"
+
+
+def compile_cache_setup_mounts(model: ModelConfig) -> list[k8s.core.v1.VolumeMountArgs]:
+    if not model.compile_cache:
+        return []
+    return [k8s.core.v1.VolumeMountArgs(name="compile-cache", mount_path=COMPILE_CACHE_SETUP_MOUNT)]

@@ -35,10 +35,17 @@ from .pod import (
     PodTiming,
     affinity,
     compile_cache_mounts,
+    compile_cache_setup,
+    compile_cache_setup_mounts,
     compile_cache_volumes,
+    locked_down,
     model_placements,
+    model_pod_security,
     probes,
+    server_user_env,
     tolerations,
+    writable_mounts,
+    writable_volumes,
     topology_spread,
     vllm_args,
     wait_for_weights_script,
@@ -77,6 +84,18 @@ class VllmModelServiceArgs:
     hf_token: pulumi.Output[str] | None = None  # secret; required when model.gated
     shared_namespace: k8s.core.v1.Namespace | None = None  # when model.namespace is set
     headroom_class: k8s.scheduling.v1.PriorityClass | None = None  # when some model holds warm headroom
+    routed: bool = False  # the routing layer puts this model's endpoint picker in its namespace
+
+
+def model_namespace(resource_name: str, namespace: str, routed: bool, provider: k8s.Provider, parent: pulumi.Resource) -> k8s.core.v1.Namespace:
+    """Pod Security `restricted`: every pod we put there (server, download Job, placeholders) runs
+    non-root with no capabilities. Where a routed model's endpoint picker runs, `baseline` with
+    `restricted` warnings: llm-d-router-gateway v0.10.0 writes the picker's pod with no
+    securityContext and has no value to set one (routerlib templates/_deployment.yaml), so
+    `restricted` would refuse its pods."""
+    if routed:
+        return addon_namespace(resource_name, namespace, "baseline", provider, parent, warn="restricted")
+    return addon_namespace(resource_name, namespace, "restricted", provider, parent)
 
 
 def pod_labels(model: ModelConfig) -> dict[str, str]:
@@ -114,7 +133,7 @@ class VllmModelService(pulumi.ComponentResource):
         }
         ns = model.namespace_name
 
-        namespace = args.shared_namespace or addon_namespace(f"{name}-namespace", ns, "baseline", platform.provider, self)
+        namespace = args.shared_namespace or model_namespace(f"{name}-namespace", ns, args.routed, platform.provider, self)
         in_namespace = self._opts(depends_on=[namespace])
         account, token_secret = self._identity(args.hf_token, in_namespace)
         claim = self._weights(namespace, account, token_secret)
@@ -291,13 +310,6 @@ class VllmModelService(pulumi.ComponentResource):
         claim_name: pulumi.Input[str],
     ) -> k8s.core.v1.PodSpecArgs:
         gpus = str(model.gpus_per_replica)
-        hardening = k8s.core.v1.SecurityContextArgs(
-            allow_privilege_escalation=False, capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])
-        )
-        # The server keeps the runtime's default capabilities: the vLLM image runs as root and its
-        # tensor-parallel workers share CUDA memory and /dev/shm across processes; dropping them
-        # is not something vLLM is tested with. No privilege escalation either way.
-        server_security = k8s.core.v1.SecurityContextArgs(allow_privilege_escalation=False)
         weights_mount = k8s.core.v1.VolumeMountArgs(name="weights", mount_path=WEIGHTS_MOUNT, read_only=True)
         return k8s.core.v1.PodSpecArgs(
             service_account_name=service_account,
@@ -306,15 +318,15 @@ class VllmModelService(pulumi.ComponentResource):
             tolerations=tolerations(model, self._platform.gpu_pools),
             affinity=affinity(model, pools),
             topology_spread_constraints=topology_spread(pod_labels(model)),
-            security_context=k8s.core.v1.PodSecurityContextArgs(seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
+            security_context=model_pod_security(),
             init_containers=[
                 k8s.core.v1.ContainerArgs(
                     name="wait-for-weights",
                     image=self._platform.image_of(model.image),  # pulled for the server anyway: no second image
-                    command=["sh", "-c", wait_for_weights_script(model)],
+                    command=["sh", "-c", compile_cache_setup(model) + wait_for_weights_script(model)],
                     resources=k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "128Mi"}),
-                    security_context=hardening,
-                    volume_mounts=[weights_mount],
+                    security_context=locked_down(),
+                    volume_mounts=[weights_mount, *compile_cache_setup_mounts(model)],
                 )
             ],
             containers=[
@@ -328,6 +340,7 @@ class VllmModelService(pulumi.ComponentResource):
                         # Weights are local: never reach the hub from a serving pod.
                         k8s.core.v1.EnvVarArgs(name="HF_HUB_OFFLINE", value="1"),
                         k8s.core.v1.EnvVarArgs(name="VLLM_NO_USAGE_STATS", value="1"),
+                        *server_user_env(),
                         *([k8s.core.v1.EnvVarArgs(name="VLLM_CACHE_ROOT", value=COMPILE_CACHE_MOUNT)] if model.compile_cache else []),
                     ],
                     resources=k8s.core.v1.ResourceRequirementsArgs(
@@ -339,8 +352,10 @@ class VllmModelService(pulumi.ComponentResource):
                         # Keep serving while endpoints drop this pod; SIGTERM then drains (--shutdown-timeout).
                         pre_stop=k8s.core.v1.LifecycleHandlerArgs(sleep=k8s.core.v1.SleepActionArgs(seconds=timing.pre_stop_seconds))
                     ),
-                    security_context=server_security,
-                    volume_mounts=[weights_mount, k8s.core.v1.VolumeMountArgs(name="dshm", mount_path="/dev/shm"), *compile_cache_mounts(model)],
+                    security_context=locked_down(),
+                    volume_mounts=[
+                        weights_mount, k8s.core.v1.VolumeMountArgs(name="dshm", mount_path="/dev/shm"), *writable_mounts(), *compile_cache_mounts(model)
+                    ],
                     **probes(timing),
                 )
             ],
@@ -352,6 +367,7 @@ class VllmModelService(pulumi.ComponentResource):
                 k8s.core.v1.VolumeArgs(
                     name="dshm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit=model.shm_size)
                 ),
+                *writable_volumes(),
                 *compile_cache_volumes(model, claim_name),
             ],
         )

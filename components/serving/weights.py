@@ -20,9 +20,11 @@ import pulumi_kubernetes as k8s
 
 from ..config.models import ModelConfig
 from ..config.types import duration_seconds
-from .pod import COMPLETE_MARKER, WEIGHTS_MOUNT, weights_dir
+from .pod import COMPLETE_MARKER, WEIGHTS_MOUNT, locked_down, model_pod_security, weights_dir
 
 HF_TOKEN_KEY = "HF_TOKEN"
+DOWNLOAD_HOME = "/tmp"
+DOWNLOAD_SCRATCH = "16Gi"
 
 # Idempotent and resumable: a finished snapshot (marker present) exits at once; an interrupted one
 # resumes where it stopped (huggingface_hub keeps partial files under <dir>/.cache). The marker,
@@ -73,7 +75,7 @@ def download_job_spec(
         k8s.core.v1.EnvVarArgs(name="MODEL_ID", value=model.model),
         k8s.core.v1.EnvVarArgs(name="MODEL_REVISION", value=model.revision),
         k8s.core.v1.EnvVarArgs(name="TARGET_DIR", value=weights_dir(model)),
-        k8s.core.v1.EnvVarArgs(name="HOME", value="/tmp"),
+        k8s.core.v1.EnvVarArgs(name="HOME", value=DOWNLOAD_HOME),
         k8s.core.v1.EnvVarArgs(name="HF_HUB_DISABLE_TELEMETRY", value="1"),
     ]
     if token_secret is not None:
@@ -96,9 +98,7 @@ def download_job_spec(
                 service_account_name=service_account,
                 automount_service_account_token=False,
                 node_selector=system_node_selector,
-                security_context=k8s.core.v1.PodSecurityContextArgs(
-                    run_as_non_root=True, run_as_user=1000, run_as_group=1000, seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")
-                ),
+                security_context=model_pod_security(),
                 containers=[
                     k8s.core.v1.ContainerArgs(
                         name="download",
@@ -108,17 +108,21 @@ def download_job_spec(
                         resources=k8s.core.v1.ResourceRequirementsArgs(
                             requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "4Gi"}
                         ),
-                        security_context=k8s.core.v1.SecurityContextArgs(
-                            allow_privilege_escalation=False, capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])
-                        ),
-                        volume_mounts=[k8s.core.v1.VolumeMountArgs(name="weights", mount_path=WEIGHTS_MOUNT)],
+                        security_context=locked_down(),
+                        volume_mounts=[
+                            k8s.core.v1.VolumeMountArgs(name="weights", mount_path=WEIGHTS_MOUNT),
+                            k8s.core.v1.VolumeMountArgs(name="tmp", mount_path=DOWNLOAD_HOME),
+                        ],
                     )
                 ],
                 volumes=[
                     k8s.core.v1.VolumeArgs(
                         name="weights",
                         persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(claim_name=claim_name),
-                    )
+                    ),
+                    # HOME: huggingface_hub's token and Xet chunk caches (the chunk cache may grow to
+                    # 10 GB by default), on the system node's disk rather than a read-only root.
+                    k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=DOWNLOAD_SCRATCH)),
                 ],
             ),
         ),

@@ -1,0 +1,137 @@
+"""Least privilege in what we deploy for models (issue 21): every pod in a model namespace passes
+Pod Security `restricted` as the API server checks it, the namespaces enforce it (or warn on it
+where a third-party chart cannot comply), and the vLLM server writes only where we gave it room."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import inputs_of
+
+from stacks.stack_files import load_stack_file
+
+from components.serving.pod import MODEL_UID, SERVER_HOME, WRITABLE_DIRS
+
+WORKLOADS = {
+    "kubernetes:apps/v1:Deployment": lambda spec: spec["template"]["spec"],
+    "kubernetes:apps/v1:DaemonSet": lambda spec: spec["template"]["spec"],
+    "kubernetes:batch/v1:Job": lambda spec: spec["template"]["spec"],
+}
+# Pod Security Standards, `restricted` (kubernetes.io/docs/concepts/security/pod-security-standards,
+# as of v1.35): the volume types it allows.
+RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+
+
+def _namespaces(run) -> dict[str, dict[str, str]]:
+    return {ns["metadata"]["name"]: ns["metadata"].get("labels", {}) for ns in inputs_of(run, "kubernetes:core/v1:Namespace")}
+
+
+def _pods(run) -> list[tuple[str, str, dict[str, Any]]]:
+    """(namespace, workload name, pod spec) of every typed workload the program registers."""
+    out = []
+    for token, pod_of in WORKLOADS.items():
+        for workload in inputs_of(run, token):
+            out.append((workload["metadata"].get("namespace", "default"), workload["metadata"]["name"], pod_of(workload["spec"])))
+    return out
+
+
+def restricted_violations(pod: dict[str, Any]) -> list[str]:
+    """What the `restricted` profile refuses in a pod spec (the checks of the admission plugin)."""
+    found = []
+    pod_sc = pod.get("securityContext", {})
+    if pod.get("hostNetwork") or pod.get("hostPID") or pod.get("hostIPC"):
+        found.append("host namespaces")
+    for volume in pod.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= RESTRICTED_VOLUMES:
+            found.append(f"volume {volume['name']}: {kinds - RESTRICTED_VOLUMES}")
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        sc = container.get("securityContext", {})
+        name = container["name"]
+        if sc.get("privileged"):
+            found.append(f"{name}: privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            found.append(f"{name}: allowPrivilegeEscalation not false")
+        caps = sc.get("capabilities", {})
+        if "ALL" not in caps.get("drop", []):
+            found.append(f"{name}: capabilities not dropped")
+        if set(caps.get("add", [])) - {"NET_BIND_SERVICE"}:
+            found.append(f"{name}: adds {caps['add']}")
+        if not sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")):
+            found.append(f"{name}: runAsNonRoot unset")
+        if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
+            found.append(f"{name}: runs as UID 0")
+        seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {})).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            found.append(f"{name}: seccomp {seccomp}")
+        if any(port.get("hostPort") for port in container.get("ports", [])):
+            found.append(f"{name}: hostPort")
+    return found
+
+
+def test_a_restricted_checker_that_can_fail():
+    pod = {"containers": [{"name": "c", "securityContext": {"capabilities": {"add": ["NET_RAW"]}}}], "volumes": [{"name": "h", "hostPath": {"path": "/"}}]}
+    assert restricted_violations(pod) == [
+        "volume h: {'hostPath'}", "c: allowPrivilegeEscalation not false", "c: capabilities not dropped", "c: adds ['NET_RAW']",
+        "c: runAsNonRoot unset", "c: seccomp None",
+    ]
+
+
+def test_model_namespaces_enforce_restricted_and_every_pod_in_them_passes(run):
+    cfg = load_stack_file(run.stack).validate()
+    routed = {m.namespace_name for m in cfg.routed_models}
+    namespaces = _namespaces(run)
+    model_namespaces = {m.namespace_name for m in cfg.models}
+    assert model_namespaces and model_namespaces <= set(namespaces)
+    for ns in model_namespaces:
+        labels = namespaces[ns]
+        assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted", ns
+        # the llm-d endpoint picker's chart (v0.10.0) sets no securityContext: baseline where it runs
+        assert labels["pod-security.kubernetes.io/enforce"] == ("baseline" if ns in routed else "restricted"), ns
+    pods = [(ns, name, pod) for ns, name, pod in _pods(run) if ns in model_namespaces]
+    assert {name for _, name, _ in pods} >= {m.name for m in cfg.models}
+    for ns, name, pod in pods:
+        assert restricted_violations(pod) == [], (ns, name)
+
+
+def test_every_restricted_namespace_holds_only_pods_that_pass(run):
+    namespaces = _namespaces(run)
+    for ns, name, pod in _pods(run):
+        if namespaces.get(ns, {}).get("pod-security.kubernetes.io/enforce") == "restricted":
+            assert restricted_violations(pod) == [], (ns, name)
+
+
+def test_the_server_runs_as_our_user_on_a_read_only_root_and_writes_only_to_its_empty_dirs(run):
+    cfg = load_stack_file(run.stack).validate()
+    servers = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in inputs_of(run, "kubernetes:apps/v1:Deployment")
+               if d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name") == "vllm"}
+    assert set(servers) == {m.name for m in cfg.models}
+    for model in cfg.models:
+        pod = servers[model.name]
+        assert pod["securityContext"]["runAsUser"] == pod["securityContext"]["runAsGroup"] == MODEL_UID >= 10000
+        assert "fsGroup" not in pod["securityContext"]  # it would walk the shared weight volume at every start
+        (server,) = pod["containers"]
+        assert server["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+        env = {e["name"]: e.get("value") for e in server["env"]}
+        assert env["HOME"] == SERVER_HOME and env["USER"] and env["HF_HUB_OFFLINE"] == "1"
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        writable = {m["mountPath"]: m["name"] for m in server["volumeMounts"] if not m.get("readOnly")}
+        for path, volume in writable.items():
+            kind = "persistentVolumeClaim" if volume == "compile-cache" else "emptyDir"
+            assert kind in volumes[volume], (model.name, path)
+        assert {path for path, _ in WRITABLE_DIRS.values()} | {"/dev/shm"} <= set(writable)
+        assert all(volumes[name]["emptyDir"].get("sizeLimit") for name in WRITABLE_DIRS)
+        if model.compile_cache:
+            # the init container creates the cache's directory as our user before the kubelet would, as root
+            (init,) = pod["initContainers"]
+            assert init["command"][-1].startswith('mkdir -p "/weights-volume/.vllm-cache/')
+
+
+def test_the_download_job_runs_as_the_servers_user_and_writes_only_the_volume_and_its_scratch(run):
+    for job in inputs_of(run, "kubernetes:batch/v1:Job"):
+        pod = job["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsUser"] == MODEL_UID
+        (container,) = pod["containers"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert {m["name"] for m in container["volumeMounts"]} == {"weights", "tmp"} and "emptyDir" in volumes["tmp"]
