@@ -458,16 +458,41 @@ def test_service_monitor_scrapes_the_service_port(run, stack_config):
         assert service["spec"]["selector"] == monitor["selector"]["matchLabels"]
 
 
+def _policies(run, model) -> dict[str, dict[str, Any]]:
+    return {p["metadata"]["name"]: p["spec"] for p in _objects(run, "NetworkPolicy", model.namespace_name)}
+
+
 def test_network_policy_admits_only_configured_namespaces_and_prometheus(run, stack_config):
     for model in _models(stack_config):
-        policy = _one(run, "NetworkPolicy", model)["spec"]
-        assert policy["policyTypes"] == ["Ingress"]
+        policy = _policies(run, model)[model.name]
+        assert policy["policyTypes"] == ["Ingress", "Egress"] and not policy.get("egress")  # the server calls nothing
         (rule,) = policy["ingress"]
         admitted = {peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in rule["from"]}
         expected = {MONITORING_NAMESPACE, *model.access.allowed_namespaces}
         if model.access.ingress:
             expected.add(model.access.ingress.controller_namespace)
         assert admitted == expected
+
+
+def test_the_download_job_reaches_dns_and_https_only_and_nothing_reaches_it(run, stack_config):
+    for model in _models(stack_config):
+        policy = _policies(run, model)[f"{model.name}-download"]
+        (job,) = [j for j in _objects(run, "Job", model.namespace_name) if j["metadata"]["name"].startswith(f"{model.name}-download-")]
+        assert policy["podSelector"]["matchLabels"] == job["spec"]["template"]["metadata"]["labels"]
+        assert policy["policyTypes"] == ["Ingress", "Egress"] and not policy.get("ingress")
+        dns, https = policy["egress"]
+        assert dns == {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+        assert https == {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443, "protocol": "TCP"}]}
+
+
+def test_model_namespaces_deny_by_default_except_where_an_endpoint_picker_runs(run, stack_config):
+    routed = {m.namespace_name for m in stack_config.routed_models}
+    for model in _models(stack_config):
+        deny = _policies(run, model).get("default-deny")
+        if model.namespace_name in routed:
+            assert deny is None
+        else:
+            assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
 
 
 def test_ingress_and_shared_namespace_when_configured():

@@ -52,7 +52,7 @@ from .pod import (
 )
 from .headroom import headroom_deployment
 from .signals import prometheus_rule_spec, scaled_object_spec, service_monitor_spec
-from .weights import HF_TOKEN_KEY, download_job_name, download_job_spec
+from .weights import download_pod_labels, HF_TOKEN_KEY, download_job_name, download_job_spec
 
 SERVICE_PORT = 80
 
@@ -98,6 +98,18 @@ def model_namespace(resource_name: str, namespace: str, routed: bool, provider: 
     return addon_namespace(resource_name, namespace, "restricted", provider, parent)
 
 
+def default_deny(resource_name: str, namespace: str, opts: pulumi.ResourceOptions) -> k8s.networking.v1.NetworkPolicy:
+    """Nothing in or out for any pod of a model namespace but what a policy of ours allows (they
+    add up): the server's, the download Job's. Not where a routed model's endpoint picker runs:
+    it must reach the API server, whose address the program does not know at preview."""
+    return k8s.networking.v1.NetworkPolicy(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(name="default-deny", namespace=namespace, labels={"app.kubernetes.io/part-of": "llm-platform"}),
+        spec=k8s.networking.v1.NetworkPolicySpecArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs(), policy_types=["Ingress", "Egress"]),
+        opts=opts,
+    )
+
+
 def pod_labels(model: ModelConfig) -> dict[str, str]:
     return {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": model.name}
 
@@ -135,6 +147,8 @@ class VllmModelService(pulumi.ComponentResource):
 
         namespace = args.shared_namespace or model_namespace(f"{name}-namespace", ns, args.routed, platform.provider, self)
         in_namespace = self._opts(depends_on=[namespace])
+        if args.shared_namespace is None and not args.routed:
+            default_deny(f"{name}-default-deny", ns, in_namespace)
         account, token_secret = self._identity(args.hf_token, in_namespace)
         claim = self._weights(namespace, account, token_secret)
         deployment = self._deployment(account, claim)
@@ -150,6 +164,8 @@ class VllmModelService(pulumi.ComponentResource):
         service = self._service(in_namespace)
         self._disruption_budget(in_namespace)
         self._network_policy(in_namespace)
+        if not model.is_local_path:
+            self._download_network_policy(in_namespace)
         if model.access.ingress is not None:
             self._ingress(service, in_namespace)
         self._scaling_and_monitoring(namespace, deployment)
@@ -389,12 +405,38 @@ class VllmModelService(pulumi.ComponentResource):
             metadata=self._meta(model.name),
             spec=k8s.networking.v1.NetworkPolicySpecArgs(
                 pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self._selector),
-                policy_types=["Ingress"],
+                # No egress at all: weights come from the node's NFS mount (the kernel's traffic,
+                # not the pod's), HF_HUB_OFFLINE=1, usage stats off, and tensor-parallel ranks talk
+                # inside the pod. A compromised server cannot call out.
+                policy_types=["Ingress", "Egress"],
                 ingress=[
                     k8s.networking.v1.NetworkPolicyIngressRuleArgs(
                         from_=peers,
                         ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=PORT_NAME, protocol="TCP")],
                     )
+                ],
+            ),
+            opts=opts,
+        )
+
+    def _download_network_policy(self, opts: pulumi.ResourceOptions) -> None:
+        """The download Job: nothing may connect to it, and it reaches DNS and HTTPS only (the
+        Hugging Face hub and its CDN; their addresses are not fixed, so any address on 443)."""
+        model = self._model
+        k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-download-network-policy",
+            metadata=self._meta(f"{model.name}-download"),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=download_pod_labels(model)),
+                policy_types=["Ingress", "Egress"],
+                egress=[
+                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=53, protocol=p) for p in ("UDP", "TCP")]
+                    ),
+                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                        to=[k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr="0.0.0.0/0"))],
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=443, protocol="TCP")],
+                    ),
                 ],
             ),
             opts=opts,

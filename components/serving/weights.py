@@ -54,6 +54,10 @@ print(f"{{repo}}@{{revision}} complete (commit {{info.sha}})")
 """
 
 
+def download_pod_labels(model: ModelConfig) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "model-weights", "app.kubernetes.io/instance": model.name}
+
+
 def download_job_name(model: ModelConfig) -> str:
     """Changes whenever what the Job would download changes, so Pulumi replaces the (immutable)
     Job by creating the new one first; the old revision's files stay for a rollback."""
@@ -92,7 +96,7 @@ def download_job_spec(
         backoff_limit=6,
         active_deadline_seconds=duration_seconds(model.download_timeout),
         template=k8s.core.v1.PodTemplateSpecArgs(
-            metadata=k8s.meta.v1.ObjectMetaArgs(labels={"app.kubernetes.io/name": "model-weights", "app.kubernetes.io/instance": model.name}),
+            metadata=k8s.meta.v1.ObjectMetaArgs(labels=download_pod_labels(model)),
             spec=k8s.core.v1.PodSpecArgs(
                 restart_policy="OnFailure",
                 service_account_name=service_account,
