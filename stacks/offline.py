@@ -40,6 +40,7 @@ class RegisteredResource:
     provider: str
     inputs: dict[str, Any]
     ignore_changes: tuple[str, ...] = ()
+    retain_on_delete: bool = False
     aliases: tuple[dict[str, Any], ...] = ()  # as sent: {"urn": ...} or {"spec": {"name", "type", "parentUrn", "noParent", ...}}
 
 
@@ -104,6 +105,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 provider=request.provider,
                 inputs=plain_wire_value(json_format.MessageToDict(request.object)),
                 ignore_changes=tuple(request.ignoreChanges),
+                retain_on_delete=bool(request.retainOnDelete),
                 aliases=tuple(json_format.MessageToDict(a) for a in request.aliases) + tuple({"urn": u} for u in request.aliasURNs),
             )
         )

@@ -215,7 +215,8 @@ def test_model_weights_are_on_filestore_sized_as_configured(gke_run):
     (weights_class,) = [r for r in gke_run.of_type("kubernetes:storage.k8s.io/v1:StorageClass") if r.inputs["provisioner"] == "filestore.csi.storage.gke.io"]
     params = weights_class.inputs["parameters"]
     assert params["tier"] == cfg.gcp.filestore.storage_class_tier and params["connect-mode"] == "DIRECT_PEERING"
-    assert weights_class.inputs["reclaimPolicy"] == "Delete" and weights_class.inputs["volumeBindingMode"] == "Immediate"
+    assert weights_class.inputs["reclaimPolicy"] == ("Retain" if cfg.cluster.protect else "Delete")
+    assert weights_class.inputs["volumeBindingMode"] == "Immediate"
     assert weights_class.inputs["allowVolumeExpansion"] is True
     (cluster,) = gke_run.of_type(CLUSTER)
     assert cluster.urn in weights_class.dependencies  # the driver comes with the cluster's add-on config

@@ -130,7 +130,7 @@ class EksGpuCluster(pulumi.ComponentResource):
         self._partition = partition_for_region(args.region)
         cfg = args.cluster
 
-        vpc_id, subnet_ids = self._network(pulumi.ResourceOptions(parent=self, protect=cfg.protect))
+        vpc_id, subnet_ids = self._network(pulumi.ResourceOptions(parent=self, protect=cfg.protect, retain_on_delete=cfg.protect))
         cluster = self._control_plane(subnet_ids)
         for arn in cfg.admin_principal_arns:
             self._admin_access(cluster, arn)
@@ -266,7 +266,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             description=f"Envelope encryption of Kubernetes secrets in EKS cluster {cfg.name}",
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect, retain_on_delete=cfg.protect),
         )
         role, attachments = self._service_role(
             "cluster", "eks.amazonaws.com", ["sts:AssumeRole", "sts:TagSession"], {"": "AmazonEKSClusterPolicy"}
@@ -302,7 +302,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             ),
             enabled_cluster_log_types=_CLUSTER_LOG_TYPES,
             deletion_protection=cfg.protect,
-            opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect, depends_on=[*attachments, kms_use]),
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect, retain_on_delete=cfg.protect, depends_on=[*attachments, kms_use]),
         )
 
     def _admin_access(self, cluster: aws.eks.Cluster, arn: str) -> None:
@@ -433,6 +433,6 @@ def build_eks_cluster(name: str, cfg: StackConfig, tags: dict[str, str]) -> Clus
         elastic = tuple(karpenter.placements)
     shared = None
     if cfg.addons.efs_csi.enabled:
-        storage = EfsSharedStorage(f"{name}-weights", EfsSharedStorageArgs(contract, cfg.addons.efs_csi), opts=aws_opts)
+        storage = EfsSharedStorage(f"{name}-weights", EfsSharedStorageArgs(contract, cfg.addons.efs_csi, protect=cfg.cluster.protect), opts=aws_opts)
         shared = SharedWeights(storage.storage_class_name, storage.storage_class)
     return replace(contract, elastic_gpu_pools=elastic, shared_weights=shared)

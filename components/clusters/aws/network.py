@@ -47,7 +47,8 @@ class AwsVpc(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AwsVpcArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-platform:network:AwsVpc", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # retain_on_delete, unlike protect, is not inherited from the component: handed down here
+        child = pulumi.ResourceOptions(parent=self, retain_on_delete=bool(opts and opts.retain_on_delete))
         cluster_tag = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
         discovery_tag = {KARPENTER_DISCOVERY_TAG: args.cluster_name} if args.karpenter_discovery else {}
         private_cidrs, public_cidrs = subnet_cidrs(args.cidr, len(args.zones))
@@ -97,7 +98,7 @@ class AwsVpc(pulumi.ComponentResource):
                     allocation_id=eip.id,
                     subnet_id=public.id,
                     tags=tags(f"nat-{zone}"),
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
+                    opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[igw])),
                 )
                 nat_ids.append(nat.id)
 

@@ -57,6 +57,7 @@ def efs_csi_values(cfg: EfsCsiAddon, cluster: ClusterContract) -> dict:
 class EfsSharedStorageArgs:
     cluster: ClusterContract
     config: EfsCsiAddon
+    protect: bool = False  # cluster.protect: the file system protected and retained on delete, weight PVs Retain
 
 
 class EfsSharedStorage(pulumi.ComponentResource):
@@ -93,7 +94,7 @@ class EfsSharedStorage(pulumi.ComponentResource):
             performance_mode="generalPurpose",
             throughput_mode=cfg.throughput_mode,
             tags={"Name": f"{cluster.name}-model-weights"},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect),
         )
         mount_targets = [
             aws.efs.MountTarget(
@@ -141,7 +142,9 @@ class EfsSharedStorage(pulumi.ComponentResource):
                 "subPathPattern": "${.PVC.namespace}/${.PVC.name}",
                 "ensureUniqueDirectory": "false",
             },
-            reclaim_policy="Delete",  # deletes the access point only; the directory stays (deleteAccessPointRootDir: false)
+            # Delete removes the access point only (the directory stays: deleteAccessPointRootDir false);
+            # with protect, Retain keeps even the access point of a deleted claim.
+            reclaim_policy="Retain" if args.protect else "Delete",
             volume_binding_mode="Immediate",  # EFS is regional: nothing to wait for
             opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[release, *mount_targets]),
         )

@@ -108,7 +108,7 @@ class AksGpuCluster(pulumi.ComponentResource):
         super().__init__("llm-platform:cluster:AksGpuCluster", name, None, opts)
         self._name, self._args = name, args
         cfg, acfg = args.cluster, args.azure
-        protected = pulumi.ResourceOptions(parent=self, protect=cfg.protect)
+        protected = pulumi.ResourceOptions(parent=self, protect=cfg.protect, retain_on_delete=cfg.protect)
         group = azure.resources.ResourceGroup(
             f"{name}-rg", resource_group_name=acfg.resource_group, location=args.region, tags=args.tags, opts=protected
         )
@@ -231,6 +231,7 @@ class AksGpuCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=cfg.protect,
+                retain_on_delete=cfg.protect,
                 depends_on=[group],
                 # The autoscaler owns the system pool's count after creation.
                 ignore_changes=["agentPoolProfiles[0].count"],
@@ -302,7 +303,7 @@ def build_aks_cluster(name: str, cfg: StackConfig, tags: dict[str, str]) -> Clus
     contract = cluster.contract
     shared = None
     if acfg.files.enabled:
-        storage = AzureFilesSharedStorage(f"{name}-weights", AzureFilesSharedStorageArgs(contract, acfg.files, tags), opts=azure_opts)
+        storage = AzureFilesSharedStorage(f"{name}-weights", AzureFilesSharedStorageArgs(contract, acfg.files, tags, protect=cfg.cluster.protect), opts=azure_opts)
         shared = SharedWeights(storage.storage_class_name, storage.storage_class, storage.claim_size)
     # AKS's own fast path, artifact streaming, needs a Premium ACR, a per-image conversion with the
     # Azure CLI and an agent-pool field the pinned azure-native API (2025-09-01) lacks, and is not

@@ -45,7 +45,8 @@ class AzureVnet(pulumi.ComponentResource):
                 )
             ],
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self),
+            # retain_on_delete, unlike protect, is not inherited from the component: handed down here
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=bool(opts and opts.retain_on_delete)),
         )
         # Built from the VNet's id (unknown until it exists) rather than read back from its subnets.
         self.node_subnet_id = vnet.id.apply(lambda vnet_id: f"{vnet_id}/subnets/{NODE_SUBNET}")

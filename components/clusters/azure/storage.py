@@ -58,6 +58,7 @@ class AzureFilesSharedStorageArgs:
     cluster: ClusterContract
     config: AzureFilesConfig
     tags: dict[str, str]
+    protect: bool = False  # cluster.protect: the account protected and retained on delete, weight PVs Retain
 
 
 class AzureFilesSharedStorage(pulumi.ComponentResource):
@@ -88,7 +89,9 @@ class AzureFilesSharedStorage(pulumi.ComponentResource):
                 virtual_network_rules=[azure.storage.VirtualNetworkRuleArgs(virtual_network_resource_id=hooks.node_subnet_id)],
             ),
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[hooks.resource_group_resource]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[hooks.resource_group_resource], protect=args.protect, retain_on_delete=args.protect
+            ),
         )
         grant = azure.authorization.RoleAssignment(
             f"{name}-csi-access",
@@ -111,7 +114,7 @@ class AzureFilesSharedStorage(pulumi.ComponentResource):
                 "resourceGroup": hooks.resource_group,
             },
             mount_options=NFS_MOUNT_OPTIONS,
-            reclaim_policy="Delete",
+            reclaim_policy="Retain" if args.protect else "Delete",
             volume_binding_mode="Immediate",
             allow_volume_expansion=True,
             opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[grant]),

@@ -116,7 +116,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
         self._args = args
         cfg, gcfg = args.cluster, args.gcp
 
-        network_name, network_id, subnetwork_id = self._network(pulumi.ResourceOptions(parent=self, protect=cfg.protect))
+        network_name, network_id, subnetwork_id = self._network(pulumi.ResourceOptions(parent=self, protect=cfg.protect, retain_on_delete=cfg.protect))
         account, grants = node_service_account(name, gcfg.project, cfg.name, self, args.image_streaming)
         self._account = account
         mirror = None
@@ -291,7 +291,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
             # GKE's Gateway controller, with the Gateway API and InferencePool CRDs (GKE >= 1.34)
             gateway_api_config=gcp.container.ClusterGatewayApiConfigArgs(channel="CHANNEL_STANDARD") if self._args.routing else None,
             resource_labels=self._args.labels,
-            opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect, depends_on=grants),
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect, retain_on_delete=cfg.protect, depends_on=grants),
         )
 
     def _cluster_autoscaling(self, node_account: pulumi.Output[str]) -> gcp.container.ClusterClusterAutoscalingArgs:
@@ -439,7 +439,7 @@ def build_gke_cluster(name: str, cfg: StackConfig, tags: dict[str, str]) -> Clus
     if gcfg.filestore.enabled:
         storage = FilestoreSharedStorage(
             f"{name}-weights",
-            FilestoreSharedStorageArgs(contract, gcfg.filestore, tags, driver=cluster.gke),
+            FilestoreSharedStorageArgs(contract, gcfg.filestore, tags, driver=cluster.gke, protect=cfg.cluster.protect),
             opts=gcp_opts,
         )
         shared = SharedWeights(storage.storage_class_name, storage.storage_class, storage.claim_size)

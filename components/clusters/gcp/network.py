@@ -39,7 +39,8 @@ class GcpVpc(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GcpVpcArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-platform:network:GcpVpc", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # retain_on_delete, unlike protect, is not inherited from the component: handed down here
+        child = pulumi.ResourceOptions(parent=self, retain_on_delete=bool(opts and opts.retain_on_delete))
         network = gcp.compute.Network(
             f"{name}-vpc",
             name=args.cluster_name,

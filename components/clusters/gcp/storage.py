@@ -52,6 +52,7 @@ class FilestoreSharedStorageArgs:
     config: FilestoreConfig
     labels: dict[str, str]
     driver: pulumi.Resource  # the cluster, whose add-on config turns the Filestore CSI driver on
+    protect: bool = False  # cluster.protect: weight PVs Retain (a deleted claim keeps its instance, and its bill)
 
 
 class FilestoreSharedStorage(pulumi.ComponentResource):
@@ -71,7 +72,7 @@ class FilestoreSharedStorage(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(name=SHARED_WEIGHTS_STORAGE_CLASS),
             provisioner=FILESTORE_PROVISIONER,
             parameters=filestore_parameters(args.config, hooks.network_name, args.labels),
-            reclaim_policy="Delete",
+            reclaim_policy="Retain" if args.protect else "Delete",
             volume_binding_mode="Immediate",
             allow_volume_expansion=True,
             opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[args.driver]),
