@@ -250,6 +250,7 @@ def test_the_planner_knows_the_gpus_of_azure_sizes():
     values = _aks_values()
     values[f"{NS}:gpuPools"] = [{"name": "nvl", "gpuType": "h100-nvl", "gpusPerNode": 1, "instanceTypes": ["Standard_NC40ads_H100_v5"], "maxSize": 2}]
     values[f"{NS}:models"][0].update(gpuType="h100-nvl", model="Qwen/Qwen3-32B", maxModelLen=32768, dtype="auto")
+    values[f"{NS}:models"][0]["scaling"]["scaleDownStabilization"] = "30m"  # a 32B start from zero takes ~18 minutes here
     run = run_program(stack_from(values, "dev-aks"), preview=True)
     assert run.error is None, run.error
     (model,) = run.outputs["models"]

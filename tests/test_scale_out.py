@@ -88,6 +88,8 @@ def test_a_load_timeout_shorter_than_the_budget_is_refused_naming_both():
 def test_a_model_no_pool_can_grow_for_has_no_cold_budget():
     values = _values("prod")
     values["llm-platform:addons"]["karpenter"]["nodePools"] = []
+    for model in values["llm-platform:models"]:  # only the managed pools' nodes remain to hold them
+        model["maxReplicas"] = 2
     budget = _budget(values, "prod")
     assert budget.cold_seconds is None
     node = next(p for p in budget.phases if p.phase == "node launch")

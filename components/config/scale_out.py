@@ -168,4 +168,22 @@ def derive_model_timing(cfg: StackConfig) -> list[Problem]:
                 (("models", i, "loadTimeout"), f"{model.load_timeout} is shorter than this replica's start in the scale-out budget, {in_pod} s ({parts}): "
                  f"the startup probe would kill every new replica; leave it unset (then {model._derived_load_seconds // 60}m) or raise it")
             )
+        if model.scaling.scale_to_zero:
+            problems += [(("models", i, "scaling", key), message) for key, message in _scale_to_zero_problems(model, budget)]
+    return problems
+
+
+def _scale_to_zero_problems(model: ModelConfig, budget: ScaleOutBudget) -> list[tuple[str, str]]:
+    """From zero a replica takes the cold budget to serve. A KEDA cooldown or an HPA window shorter
+    than that lets the model be taken down (to zero, or one replica fewer) while the replica the
+    last burst asked for is still starting: a GPU node paid for, and the next request waits again."""
+    start = budget.cold_seconds if budget.cold_seconds is not None else budget.warm_seconds
+    problems = []
+    for key, value, what in (
+        ("idleBeforeScaleToZero", model.scaling.idle_before_scale_to_zero, "KEDA's cooldown"),
+        ("scaleDownStabilization", model.scaling.scale_down_stabilization, "the HPA's scale-down window"),
+    ):
+        if duration_seconds(value) < start:
+            problems.append((key, f"{value} ({what}) is shorter than this model's start from zero in the scale-out budget, {start} s: "
+                                  f"it could scale away a replica before it serves; at least {_whole_minutes(start) // 60}m"))
     return problems

@@ -661,13 +661,42 @@ class StackConfig(ConfigModel):
         """Every pool a model service can land on: managed pools without MIG or extra taints (a
         pool with its own taint is reserved for other workloads), and Karpenter NodePools."""
         pools = [
-            ModelPool(p.name, p.gpu_type, p.gpus_per_node, (p.capacity_type,))
+            ModelPool(p.name, p.gpu_type, p.gpus_per_node, (p.capacity_type,), p.max_size * p.gpus_per_node)
             for p in self.gpu_pools
             if p.whole_gpus and not p.taints
         ]
         if self.addons.karpenter.enabled:
-            pools += [ModelPool(p.name, p.gpu_type, p.gpus_per_node, p.capacity_types) for p in self.addons.karpenter.node_pools]
+            # one NodePool per capacity type, each limited to maxGpus (clusters/aws/karpenter.py)
+            pools += [
+                ModelPool(p.name, p.gpu_type, p.gpus_per_node, p.capacity_types, p.max_gpus // p.gpus_per_node * p.gpus_per_node * len(p.capacity_types))
+                for p in self.addons.karpenter.node_pools
+            ]
         return pools
+
+    @property
+    def _provisions_pools(self) -> bool:
+        """Node auto-provisioning creates pools the config does not list: no ceiling to check."""
+        return bool((self.gcp and self.gcp.node_auto_provisioning) or (self.azure and self.azure.node_auto_provisioning))
+
+    def _ceiling_problem(self, model: ModelConfig, fitting: list[ModelPool]) -> Problem | None:
+        """maxReplicas (and the warm slots) × GPUs per replica must fit the GPUs the model's pools
+        may ever hold: past that, KEDA asks for replicas that stay Pending forever, and the
+        no-ready-replica and queue alerts say nothing about why."""
+        usable = [p for p in fitting if model.allows_spot or "on-demand" in p.capacity_types]
+        if self._provisions_pools or not usable:
+            return None
+        tp = model.gpus_per_replica
+        replicas = sum(p.max_gpus // tp for p in usable)
+        wanted = model.max_replicas + model.headroom_slots
+        if wanted <= replicas:
+            return None
+        slots = f" plus {model.headroom_slots} warm slot(s)" if model.headroom_slots else ""
+        held = ", ".join(f"{p.name}: {p.max_gpus}" for p in usable)
+        return (
+            ("maxReplicas",),
+            f"{model.max_replicas} replicas{slots} of {tp} {model.gpu_type} GPU(s) need {wanted * tp} GPUs, but the pools this model "
+            f"may use hold at most {replicas * tp} ({held}): raise their maxSize (or Karpenter's maxGpus), or lower maxReplicas",
+        )
 
     def _model_problems(self) -> list[Problem]:
         if not self.models:
@@ -754,6 +783,9 @@ class StackConfig(ConfigModel):
                 f"on-demand, but every {model.gpu_type} pool with {tp}+ GPUs per node is spot-only "
                 f"({', '.join(p.name for p in fitting)}); add an on-demand pool or allow spot",
             )
+        ceiling = self._ceiling_problem(model, fitting)
+        if ceiling:
+            yield ceiling
         if model.fit_check and model.quantization is not None and model.quantization not in known_methods():
             yield (
                 ("quantization",),
@@ -774,6 +806,7 @@ class ModelPool:
     gpu_type: str
     gpus_per_node: int
     capacity_types: tuple[str, ...]
+    max_gpus: int  # the most GPUs the pool ever holds: maxSize × GPUs per node, or Karpenter's limits
 
 
 def _duplicates(key: str, names: list[str]) -> list[Problem]:
