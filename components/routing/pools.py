@@ -22,7 +22,7 @@ from ..config.routing import RoutingConfig
 from ..releases import LLM_D_ROUTER_GATEWAY, pinned_release
 from ..serving.pod import VLLM_PORT
 from ..serving.service import pod_labels
-from .gateway import GATEWAY_NAME_LABEL
+from .gateway import gateway_peers
 
 MODEL_HEADER = "X-Gateway-Model-Name"  # set by body-based routing from the request body's `model`
 OBJECTIVE_HEADER = "x-llm-d-inference-objective"  # llm-d-router v0.10.0 pkg/epp/metadata/consts.go ObjectiveKey
@@ -145,14 +145,7 @@ class ModelRoute(pulumi.ComponentResource):
         (the managed gateway's proxy ranges, or our Istio proxy pods) and the model's own EPP (it
         reads /metrics)."""
         model = args.model
-        peers = [k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr)) for cidr in args.gateway.proxy_source_cidrs]
-        if args.gateway.in_cluster_proxies:
-            peers.append(
-                k8s.networking.v1.NetworkPolicyPeerArgs(
-                    namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": args.gateway_namespace}),
-                    pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={GATEWAY_NAME_LABEL: args.gateway_name}),
-                )
-            )
+        peers = gateway_peers(args.gateway, args.gateway_namespace, args.gateway_name)
         peers.append(k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=epp_pod_labels(model))))
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",

@@ -66,7 +66,7 @@ def placeholder_pod_spec(
                 command=["sleep", "infinity"],
                 resources=k8s.core.v1.ResourceRequirementsArgs(
                     requests={"cpu": model.cpu, "memory": model.memory, GPU_RESOURCE: gpus},
-                    limits={"memory": model.memory, GPU_RESOURCE: gpus},
+                    limits={"cpu": model.cpu, "memory": model.memory, GPU_RESOURCE: gpus},  # it sleeps: a limit costs nothing
                 ),
                 security_context=k8s.core.v1.SecurityContextArgs(
                     allow_privilege_escalation=False, read_only_root_filesystem=True, capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])
@@ -85,6 +85,13 @@ def headroom_deployment(
     opts: pulumi.ResourceOptions,
 ) -> k8s.apps.v1.Deployment:
     labels = headroom_labels(model)
+    # Placeholders only sleep: nothing in, nothing out (also where the namespace has no default-deny).
+    k8s.networking.v1.NetworkPolicy(
+        f"{resource_name}-network-policy",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=headroom_name(model), namespace=model.namespace_name, labels=labels),
+        spec=k8s.networking.v1.NetworkPolicySpecArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels), policy_types=["Ingress", "Egress"]),
+        opts=opts,
+    )
     return k8s.apps.v1.Deployment(
         resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(

@@ -18,6 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ..releases import addon_namespace
+from .service import default_deny
 from ..scheduling import LABEL_GPU_TYPE, GpuPoolPlacement
 
 NAMESPACE = "llm-platform-images"
@@ -43,7 +44,7 @@ def prepull_spec(image: str, gpu_types: list[str], pools: tuple[GpuPoolPlacement
     hardening = k8s.core.v1.SecurityContextArgs(
         allow_privilege_escalation=False, read_only_root_filesystem=True, capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])
     )
-    tiny = k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "1m", "memory": "8Mi"}, limits={"memory": "32Mi"})
+    tiny = k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "1m", "memory": "8Mi"}, limits={"cpu": "10m", "memory": "32Mi"})
     return k8s.apps.v1.DaemonSetSpecArgs(
         selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
         # A new image rolls onto every node at once: pulling is the node's work, not the GPUs'.
@@ -94,6 +95,8 @@ class ImagePrepull(pulumi.ComponentResource):
     ):
         super().__init__("llm-platform:models:ImagePrepull", name, None, opts)
         namespace = addon_namespace(f"{name}-namespace", NAMESPACE, "restricted", provider, self)
+        # the kubelet pulls, not the pods: they need no network at all
+        default_deny(f"{name}-default-deny", NAMESPACE, pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace]))
         for image, gpu_types in images.items():
             k8s.apps.v1.DaemonSet(
                 f"{name}-{_digest(image)}",

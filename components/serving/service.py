@@ -340,7 +340,7 @@ class VllmModelService(pulumi.ComponentResource):
                     name="wait-for-weights",
                     image=self._platform.image_of(model.image),  # pulled for the server anyway: no second image
                     command=["sh", "-c", compile_cache_setup(model) + wait_for_weights_script(model)],
-                    resources=k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "128Mi"}),
+                    resources=k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "50m", "memory": "64Mi"}, limits={"cpu": "200m", "memory": "128Mi"}),
                     security_context=locked_down(),
                     volume_mounts=[weights_mount, *compile_cache_setup_mounts(model)],
                 )

@@ -110,7 +110,7 @@ def download_job_spec(
                         command=["python3", "-c", DOWNLOAD_SCRIPT],
                         env=env,
                         resources=k8s.core.v1.ResourceRequirementsArgs(
-                            requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "4Gi"}
+                            requests={"cpu": "500m", "memory": "1Gi"}, limits={"cpu": "2", "memory": "4Gi"}
                         ),
                         security_context=locked_down(),
                         volume_mounts=[
