@@ -154,4 +154,8 @@ def build_models(cfg: StackConfig, cluster: ClusterContract, addons: AddonsContr
             for model, service in zip(cfg.models, services.services, strict=True)
         ],
     )
+    # Apart from `models`, so that one secret does not hide every model's plan and prediction.
+    keys = {model.name: service.api_key for model, service in zip(cfg.models, services.services, strict=True) if service.api_key is not None}
+    if keys:
+        pulumi.export("modelApiKeys", pulumi.Output.secret(keys))
     return services

@@ -11,6 +11,7 @@ from conftest import inputs_of
 from stacks.stack_files import load_stack_file
 
 from components.serving.pod import MODEL_UID, SERVER_HOME, WRITABLE_DIRS
+from stacks.offline import COMPUTED, SECRET
 
 WORKLOADS = {
     "kubernetes:apps/v1:Deployment": lambda spec: spec["template"]["spec"],
@@ -164,3 +165,39 @@ def test_every_server_has_its_probes(run):
         assert container.get("livenessProbe") and container.get("readinessProbe"), (ns, name, container["name"])
     unprobed = {c["name"] for _, _, pod in _pods(run) for c in pod["containers"] if not c.get("readinessProbe")}
     assert unprobed <= {"placeholder", "hold", "download"}, unprobed  # a Job runs to completion: nothing to probe
+
+
+def test_each_model_has_its_own_api_key_kept_secret_and_off_the_command_line(run):
+    cfg = load_stack_file(run.stack).validate()
+    keyed = [m for m in cfg.models if m.access.api_key]
+    assert keyed, "the stacks as shipped keep the API key on"
+    passwords = {r.name: r for r in run.of_type("random:index/randomPassword:RandomPassword")}
+    secrets = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in inputs_of(run, "kubernetes:core/v1:Secret")}
+    servers = {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in inputs_of(run, "kubernetes:apps/v1:Deployment")
+               if d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name") == "vllm"}
+    for model in keyed:
+        (password,) = [p for name, p in passwords.items() if name.endswith(f"-{model.name}-api-key")]
+        assert password.inputs["length"] >= 32 and password.inputs["special"] is False and password.provider.split("::")[-2].endswith("-models-random")
+        secret = secrets[(model.namespace_name, f"{model.name}-api-key")]
+        data = secret["stringData"]  # the whole map is secret once one value is
+        assert data == SECRET or data["api-key"] in (SECRET, COMPUTED), data
+        (server,) = servers[model.name]["containers"]
+        (env,) = [e for e in server["env"] if e["name"] == "VLLM_API_KEY"]
+        assert env["valueFrom"]["secretKeyRef"] == {"name": f"{model.name}-api-key", "key": "api-key"}
+        assert not any("api-key" in a for a in server["args"])
+    assert run.outputs["modelApiKeys"] == SECRET
+
+
+def test_turning_the_api_key_off_removes_it_everywhere():
+    from conftest import dev_config_values, stack_from
+
+    from stacks.offline import run_program
+
+    values = dev_config_values()
+    values["llm-platform:models"][0]["access"]["apiKey"] = False
+    run = run_program(stack_from(values), preview=True)
+    assert run.error is None, run.error
+    assert not run.of_type("random:index/randomPassword:RandomPassword") or all("api-key" not in r.name for r in run.of_type("random:index/randomPassword:RandomPassword"))
+    assert "modelApiKeys" not in run.outputs
+    (server,) = [d for d in inputs_of(run, "kubernetes:apps/v1:Deployment") if d["metadata"]["name"] == "qwen3-4b"]
+    assert "VLLM_API_KEY" not in {e["name"] for e in server["spec"]["template"]["spec"]["containers"][0]["env"]}

@@ -164,6 +164,12 @@ class AccessConfig(ConfigModel):
 
     allowed_namespaces: list[Namespace] = Field(default_factory=list, description="Namespaces whose pods may call the API.")
     ingress: IngressConfig | None = Field(None, description="Expose the model through an Ingress.")
+    api_key: bool = Field(
+        True,
+        description="A random API key for this model (a Secret in its namespace, and the secret stack output modelApiKeys): "
+        "vLLM answers /v1 requests only with `Authorization: Bearer <key>` (/health and /metrics stay open for probes and "
+        "Prometheus). false: anyone the NetworkPolicy admits may call it.",
+    )
 
 
 # Without a budget (fitCheck off: the planner cannot size the weights): the old fixed windows.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from ..addons.layer import AddonsContract
 from ..addons.monitoring import NAMESPACE as MONITORING_NAMESPACE
@@ -55,6 +56,8 @@ class ModelServices(pulumi.ComponentResource):
     ):
         super().__init__("llm-platform:models:ModelServices", name, None, opts)
         shared: dict[str, k8s.core.v1.Namespace] = {}
+        # the API keys' generator (an explicit provider, as every resource has one)
+        random_provider = random.Provider(f"{name}-random", opts=pulumi.ResourceOptions(parent=self)) if any(m.access.api_key for m in models) else None
         for ns in dict.fromkeys(m.namespace for m in models if m.namespace):
             shares_routed = any(m.name in routed for m in models if m.namespace == ns)
             shared[ns] = model_namespace(f"{name}-namespace-{ns}", ns, shares_routed, platform.provider, self)
@@ -77,6 +80,7 @@ class ModelServices(pulumi.ComponentResource):
                     shared_namespace=shared.get(model.namespace) if model.namespace else None,
                     headroom_class=headroom_class,
                     routed=model.name in routed,
+                    random_provider=random_provider,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from ..admission.objects import CustomObject
 from ..config.models import ModelConfig
@@ -85,6 +86,7 @@ class VllmModelServiceArgs:
     shared_namespace: k8s.core.v1.Namespace | None = None  # when model.namespace is set
     headroom_class: k8s.scheduling.v1.PriorityClass | None = None  # when some model holds warm headroom
     routed: bool = False  # the routing layer puts this model's endpoint picker in its namespace
+    random_provider: pulumi.ProviderResource | None = None  # for the API key, when access.apiKey is on
 
 
 def model_namespace(resource_name: str, namespace: str, routed: bool, provider: k8s.Provider, parent: pulumi.Resource) -> k8s.core.v1.Namespace:
@@ -96,6 +98,29 @@ def model_namespace(resource_name: str, namespace: str, routed: bool, provider: 
     if routed:
         return addon_namespace(resource_name, namespace, "baseline", provider, parent, warn="restricted")
     return addon_namespace(resource_name, namespace, "restricted", provider, parent)
+
+
+API_KEY_SECRET_KEY = "api-key"
+
+
+def api_key_secret_name(model: ModelConfig) -> str:
+    return f"{model.name}-api-key"
+
+
+def api_key_env(model: ModelConfig) -> list[k8s.core.v1.EnvVarArgs]:
+    """vLLM 0.33 reads VLLM_API_KEY when no --api-key is given (entrypoints/serve/middleware/register.py)
+    and then refuses requests under /v1, /v2, /inference and /cohere without the bearer token
+    (authenticate.py GUARDED_PREFIX): /health and /metrics stay open."""
+    if not model.access.api_key:
+        return []
+    return [
+        k8s.core.v1.EnvVarArgs(
+            name="VLLM_API_KEY",
+            value_from=k8s.core.v1.EnvVarSourceArgs(
+                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=api_key_secret_name(model), key=API_KEY_SECRET_KEY)
+            ),
+        )
+    ]
 
 
 def default_deny(resource_name: str, namespace: str, opts: pulumi.ResourceOptions) -> k8s.networking.v1.NetworkPolicy:
@@ -150,6 +175,7 @@ class VllmModelService(pulumi.ComponentResource):
         if args.shared_namespace is None and not args.routed:
             default_deny(f"{name}-default-deny", ns, in_namespace)
         account, token_secret = self._identity(args.hf_token, in_namespace)
+        self.api_key = self._api_key(args.random_provider, in_namespace)
         claim = self._weights(namespace, account, token_secret)
         deployment = self._deployment(account, claim)
         if model.headroom_slots and args.headroom_class is not None:
@@ -244,6 +270,21 @@ class VllmModelService(pulumi.ComponentResource):
             )
         return claim
 
+    def _api_key(self, random_provider: pulumi.ProviderResource | None, in_namespace: pulumi.ResourceOptions) -> pulumi.Output[str] | None:
+        """A random key (48 letters and digits) in a Secret the server reads as VLLM_API_KEY:
+        not a flag, so it is never in the pod's command line. Stays secret in state and outputs."""
+        if not self._model.access.api_key:
+            return None
+        assert random_provider is not None, "an API key needs the random provider"
+        key = random.RandomPassword(f"{self._name}-api-key", length=48, special=False, opts=pulumi.ResourceOptions(parent=self, provider=random_provider))
+        self._api_key_secret = k8s.core.v1.Secret(
+            f"{self._name}-api-key",
+            metadata=self._meta(api_key_secret_name(self._model)),
+            string_data={API_KEY_SECRET_KEY: key.result},
+            opts=in_namespace,
+        )
+        return key.result
+
     def _deployment(self, account: k8s.core.v1.ServiceAccount, claim: k8s.core.v1.PersistentVolumeClaim) -> k8s.apps.v1.Deployment:
         model = self._model
         timing = PodTiming.of(model)
@@ -266,7 +307,7 @@ class VllmModelService(pulumi.ComponentResource):
                 ),
             ),
             opts=self._opts(
-                depends_on=[claim, account, *self._platform.image_ready],
+                depends_on=[claim, account, *self._platform.image_ready, *([self._api_key_secret] if self.api_key is not None else [])],
                 # A first rollout may wait for the download, a GPU node and the model load.
                 custom_timeouts=pulumi.CustomTimeouts(
                     create=f"{timing.progress_deadline_seconds + duration_seconds(model.download_timeout)}s",
@@ -357,6 +398,7 @@ class VllmModelService(pulumi.ComponentResource):
                         k8s.core.v1.EnvVarArgs(name="HF_HUB_OFFLINE", value="1"),
                         k8s.core.v1.EnvVarArgs(name="VLLM_NO_USAGE_STATS", value="1"),
                         *server_user_env(),
+                        *api_key_env(model),
                         *([k8s.core.v1.EnvVarArgs(name="VLLM_CACHE_ROOT", value=COMPILE_CACHE_MOUNT)] if model.compile_cache else []),
                     ],
                     resources=k8s.core.v1.ResourceRequirementsArgs(

@@ -52,7 +52,7 @@ PLATFORM_FLAGS: dict[str, str] = {
 # Accepted by vLLM 0.33.0 but incompatible with how the platform runs it; the value says why.
 RULED_OUT_FLAGS: dict[str, str] = {
     "--hf-token": "a secret in the pod spec; set llm-platform:hfToken with --secret (the download Job uses it)",
-    "--api-key": "a secret in the pod spec; restrict access with access.allowedNamespaces and a gateway",
+    "--api-key": "a secret on the command line; access.apiKey (on by default) gives each model a random key in a Secret, read as VLLM_API_KEY",
     "--disable-log-stats": "turns off the metrics autoscaling and alerts read",
     "--pipeline-parallel-size": "spans nodes; one replica runs on one node here (use gpusPerReplica)",
     "--data-parallel-size": "one engine per pod; scale with minReplicas/maxReplicas",
