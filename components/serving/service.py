@@ -45,15 +45,15 @@ from .pod import (
     probes,
     server_user_env,
     tolerations,
-    writable_mounts,
-    writable_volumes,
     topology_spread,
     vllm_args,
     wait_for_weights_script,
+    writable_mounts,
+    writable_volumes,
 )
 from .headroom import headroom_deployment
 from .signals import prometheus_rule_spec, scaled_object_spec, service_monitor_spec
-from .weights import download_pod_labels, HF_TOKEN_KEY, download_job_name, download_job_spec
+from .weights import HF_TOKEN_KEY, download_job_name, download_job_spec, download_pod_labels
 
 SERVICE_PORT = 80
 
