@@ -150,13 +150,8 @@ def _suggest(loc: Loc, root: type[BaseModel]) -> str:
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
+    found = _models_in(annotation)
+    return found[0] if found else None
 
 
 def problems_from_validation_error(exc: ValidationError, root: type[BaseModel]) -> list[tuple[str, str]]:

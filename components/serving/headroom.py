@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 
 from ..config.models import ModelConfig
 from ..scheduling import GpuPoolPlacement
-from .pod import GPU_RESOURCE, affinity, tolerations
+from .pod import GPU_RESOURCE, affinity, locked_down, tolerations
 
 PRIORITY_CLASS = "llm-platform-headroom"
 PRIORITY = -10  # below the default 0 of every replica: a replica preempts it, nothing is preempted for it
@@ -68,9 +68,7 @@ def placeholder_pod_spec(
                     requests={"cpu": model.cpu, "memory": model.memory, GPU_RESOURCE: gpus},
                     limits={"cpu": model.cpu, "memory": model.memory, GPU_RESOURCE: gpus},  # it sleeps: a limit costs nothing
                 ),
-                security_context=k8s.core.v1.SecurityContextArgs(
-                    allow_privilege_escalation=False, read_only_root_filesystem=True, capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])
-                ),
+                security_context=locked_down(),
             )
         ],
     )

@@ -40,6 +40,7 @@ COMPLETE_MARKER = ".llm-platform-complete"  # written by the download Job after 
 # model and version share entries; since vLLM 0.12 (PR #27616) concurrent writers are safe.
 COMPILE_CACHE_MOUNT = "/vllm-cache"
 COMPILE_CACHE_DIR = f".vllm-cache/{VLLM_VERSION}"
+COMPILE_CACHE_SETUP_MOUNT = "/weights-volume"  # the whole claim, writable, in the init container only
 
 # Every container we write for a model runs as this user: not root, above the range images assign
 # (1000-9999), and the same for the download Job and the server, so what one writes on an NFS share
@@ -310,8 +311,6 @@ def compile_cache_setup(model: ModelConfig) -> str:
     NFS. Prepended to the init container's script."""
     return f'mkdir -p "{COMPILE_CACHE_SETUP_MOUNT}/{COMPILE_CACHE_DIR}" && ' if model.compile_cache else ""
 
-
-COMPILE_CACHE_SETUP_MOUNT = "/weights-volume"
 
 
 def compile_cache_setup_mounts(model: ModelConfig) -> list[k8s.core.v1.VolumeMountArgs]:

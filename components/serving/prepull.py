@@ -18,8 +18,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ..releases import addon_namespace
-from .service import default_deny
 from ..scheduling import LABEL_GPU_TYPE, GpuPoolPlacement
+from .pod import locked_down
+from .service import default_deny
 
 NAMESPACE = "llm-platform-images"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"  # 300 kB: what the pod runs once the image is on the node
@@ -41,9 +42,7 @@ def _tolerations(pools: tuple[GpuPoolPlacement, ...]) -> list[k8s.core.v1.Tolera
 
 def prepull_spec(image: str, gpu_types: list[str], pools: tuple[GpuPoolPlacement, ...]) -> k8s.apps.v1.DaemonSetSpecArgs:
     labels = {"app.kubernetes.io/name": "image-prepull", "app.kubernetes.io/instance": prepull_name(image)}
-    hardening = k8s.core.v1.SecurityContextArgs(
-        allow_privilege_escalation=False, read_only_root_filesystem=True, capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"])
-    )
+    hardening = locked_down()
     tiny = k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "1m", "memory": "8Mi"}, limits={"cpu": "10m", "memory": "32Mi"})
     return k8s.apps.v1.DaemonSetSpecArgs(
         selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
