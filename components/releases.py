@@ -79,17 +79,19 @@ def addon_namespace(
     provider: k8s.Provider,
     parent: pulumi.Resource,
     warn: PodSecurityLevel | None = None,
+    protect: bool = False,
 ) -> k8s.core.v1.Namespace:
     """A namespace with its Pod Security level enforced. Node agents (device plugin, DCGM, CSI node
     plugins, node-exporter) need `privileged`; controllers get `baseline` or `restricted`. `warn`
-    audits and warns at a stricter level than the one a third-party chart lets us enforce."""
+    audits and warns at a stricter level than the one a third-party chart lets us enforce.
+    `protect`: the namespace holds data (deleting it deletes its PersistentVolumeClaims)."""
     labels = {f"pod-security.kubernetes.io/{mode}": pod_security for mode in ("enforce", "audit", "warn")}
     if warn is not None:
         labels |= {f"pod-security.kubernetes.io/{mode}": warn for mode in ("audit", "warn")}
     return k8s.core.v1.Namespace(
         resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(name=namespace, labels={**labels, "app.kubernetes.io/managed-by": "pulumi"}),
-        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider, protect=protect),
     )
 
 
@@ -102,9 +104,11 @@ def pinned_release(
     provider: k8s.Provider,
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource] = (),
+    protect: bool = False,
 ) -> k8s.helm.v3.Release:
     """Install `chart` at its pinned version. atomic + cleanup_on_fail: a failed install or upgrade
-    rolls back instead of leaving a half-applied release that blocks the next `pulumi up`."""
+    rolls back instead of leaving a half-applied release that blocks the next `pulumi up`.
+    `protect`: uninstalling the release would delete what it keeps (Prometheus' series)."""
     return k8s.helm.v3.Release(
         resource_name,
         k8s.helm.v3.ReleaseArgs(
@@ -120,5 +124,5 @@ def pinned_release(
             timeout=chart.timeout_seconds,
             max_history=10,
         ),
-        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on)),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on), protect=protect),
     )

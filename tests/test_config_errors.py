@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PROJECT_DIR, dev_config_values, stack_from
+from conftest import PROJECT_DIR, dev_config_values, load_stack_file, stack_from
 
 from components.config.stack import ConfigError
 from stacks.offline import run_program
@@ -56,6 +56,8 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("VPC too small", lambda v: _net(v).update(vpcCidr="10.0.0.0/24"), "cluster.network.vpcCidr", "must be /16 to /20"),
     ("existing VPC without subnets", lambda v: _net(v).update(vpcId="vpc-0123456789abcdef0"), "cluster.network.privateSubnets", "required with vpcId"),
     ("old Kubernetes", lambda v: v[f"{NS}:cluster"].update(kubernetesVersion="1.29"), "cluster.kubernetesVersion", "1.30 or newer"),
+    ("Kubernetes not yet released", lambda v: v[f"{NS}:cluster"].update(kubernetesVersion="1.99"), "cluster.kubernetesVersion",
+     "1.99 is not a Kubernetes release: the newest is 1.37"),
     ("missing cluster", lambda v: v.pop(f"{NS}:cluster"), "llm-platform:cluster", "required"),
     ("unsupported cloud", lambda v: v.update({f"{NS}:cloud": "oracle"}), "llm-platform:cloud", "must be 'aws', 'gcp' or 'azure'"),
     ("gcp section on an aws stack", lambda v: v.update({f"{NS}:gcp": {"project": "my-project-1", "zones": ["us-west1-a"], "network": {"network": "n", "subnetwork": "s", "podsRangeName": "p", "servicesRangeName": "v"}}}),
@@ -363,6 +365,20 @@ def test_valid_variants_are_accepted():
     assert not run.of_type("llm-platform:network:AwsVpc")
     (cluster,) = run.of_type("aws:eks/cluster:Cluster")
     assert cluster.inputs["vpcConfig"]["subnetIds"] == ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+
+
+def test_the_kubernetes_minor_after_the_newest_known_is_accepted():
+    """It may be out by now (one every four months); the one after it cannot be."""
+    from components.catalog.kubernetes import newest_release
+
+    newest = newest_release()
+    for stack in ("dev", "prod", "dev-gke", "prod-gke", "dev-aks", "prod-aks"):
+        assert int(load_stack_file(stack).validate().cluster.kubernetes_version.split(".")[1]) <= newest.minor, stack
+    values = dev_config_values()
+    values[f"{NS}:cluster"]["kubernetesVersion"] = f"1.{newest.next_minor}"
+    assert run_program(stack_from(values), preview=True).error is None
+    values[f"{NS}:cluster"]["kubernetesVersion"] = f"1.{newest.next_minor + 1}"
+    assert isinstance(run_program(stack_from(values), preview=True).error, ConfigError)
 
 
 def test_credentials_must_be_stored_encrypted():

@@ -21,6 +21,7 @@ KEPT = {
     "azure": {"azure-native:containerservice:ManagedCluster", "azure-native:network:VirtualNetwork", "azure-native:storage:StorageAccount"},
 }
 WEIGHT_CLASS_PROVISIONERS = {"efs.csi.aws.com", "filestore.csi.storage.gke.io", "file.csi.azure.com"}
+BLOCK_CLASS_PROVISIONERS = {"ebs.csi.aws.com", "pd.csi.storage.gke.io", "disk.csi.azure.com"}
 
 
 def test_a_protected_stack_keeps_what_holds_state(run):
@@ -32,6 +33,25 @@ def test_a_protected_stack_keeps_what_holds_state(run):
             assert r.protect == r.retain_on_delete == cfg.cluster.protect, (run.stack, token, r.name)
     (weights,) = [r.inputs for r in run.of_type("kubernetes:storage.k8s.io/v1:StorageClass") if r.inputs["provisioner"] in WEIGHT_CLASS_PROVISIONERS]
     assert weights["reclaimPolicy"] == ("Retain" if cfg.cluster.protect else "Delete")
+
+
+def test_a_protected_stack_keeps_prometheus_series(run):
+    """The operator's StatefulSets own Prometheus' claims, so no Pulumi resource can protect them:
+    what would delete them (the release, its namespace) is protected, and their StorageClass
+    retains the disk of a claim deleted anyway."""
+    cfg = load_stack_file(run.stack).validate()
+    assert cfg.addons.prometheus.enabled, run.stack
+    (release,) = [r for r in run.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == "kube-prometheus-stack"]
+    (namespace,) = [r for r in run.of_type("kubernetes:core/v1:Namespace") if r.inputs["metadata"]["name"] == release.inputs["namespace"]]
+    assert release.protect is namespace.protect is cfg.cluster.protect, run.stack
+    volume = release.inputs["values"]["prometheus"]["prometheusSpec"]["storageSpec"]["volumeClaimTemplate"]["spec"]
+    (block,) = [
+        r.inputs
+        for r in run.of_type("kubernetes:storage.k8s.io/v1:StorageClass")
+        if r.inputs["metadata"]["name"] == volume["storageClassName"]
+    ]
+    assert block["provisioner"] in BLOCK_CLASS_PROVISIONERS, run.stack
+    assert block["reclaimPolicy"] == ("Retain" if cfg.cluster.protect else "Delete"), run.stack
 
 
 def test_every_production_stack_is_protected():

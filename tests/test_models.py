@@ -485,14 +485,10 @@ def test_the_download_job_reaches_dns_and_https_only_and_nothing_reaches_it(run,
         assert https == {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443, "protocol": "TCP"}]}
 
 
-def test_model_namespaces_deny_by_default_except_where_an_endpoint_picker_runs(run, stack_config):
-    routed = {m.namespace_name for m in stack_config.routed_models}
+def test_every_model_namespace_denies_by_default(run, stack_config):
+    """Routed ones too: the endpoint picker has its own policy (test_routing)."""
     for model in _models(stack_config):
-        deny = _policies(run, model).get("default-deny")
-        if model.namespace_name in routed:
-            assert deny is None
-        else:
-            assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+        assert _policies(run, model)["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}, model.name
 
 
 def test_ingress_and_shared_namespace_when_configured():

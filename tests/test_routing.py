@@ -9,12 +9,13 @@ import copy
 from typing import Any
 
 import pytest
+import yaml
 from upstream import crd_validation_errors, require_upstream
 
 from conftest import load_stack_file, program_run, stack_from
 from components.config.stack import ConfigError
 from components.routing.gateway import GATEWAY_NAME, NAMESPACE
-from components.routing.pools import EPP_VLLM_METRICS, MODEL_HEADER, epp_pod_labels, pool_name
+from components.routing.pools import EPP_EXT_PROC_PORT, EPP_HEALTH_PORT, EPP_VLLM_METRICS, MODEL_HEADER, epp_pod_labels, pool_name
 from components.serving.pod import VLLM_PORT
 from components.serving.service import pod_labels
 from stacks.offline import run_program
@@ -130,6 +131,38 @@ def test_the_gateway_and_the_picker_reach_the_pods_and_nothing_more(run, cfg):
                 "podSelector": {"matchLabels": {"gateway.networking.k8s.io/gateway-name": GATEWAY_NAME}},
             }
         assert rule["from"] == [proxies, {"podSelector": {"matchLabels": epp_pod_labels(model)}}]
+
+
+def test_the_picker_takes_only_the_gateway_and_reaches_dns_its_pods_and_the_api_server(run, cfg):
+    """Its namespace denies by default; this is all it may do."""
+    every = [r.inputs for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")]
+    policies = {p["metadata"]["name"]: p for p in every}
+    denied = {p["metadata"]["namespace"] for p in every if p["metadata"]["name"] == "default-deny"}
+    for model in cfg.routed_models:
+        assert model.namespace_name in denied, model.name
+        policy = policies[f"{pool_name(model)}-epp"]
+        spec = policy["spec"]
+        assert policy["metadata"]["namespace"] == model.namespace_name
+        assert spec["podSelector"]["matchLabels"] == epp_pod_labels(model) and spec["policyTypes"] == ["Ingress", "Egress"]
+        (rule,) = spec["ingress"]
+        assert rule["ports"] == [{"port": 9002, "protocol": "TCP"}, {"port": 9003, "protocol": "TCP"}]
+        assert rule["from"] == policies[f"{model.name}-from-gateway"]["spec"]["ingress"][0]["from"][:-1]  # the proxies, not itself
+        dns, pods, api_server = spec["egress"]
+        assert dns == {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+        assert pods == {"to": [{"podSelector": {"matchLabels": pod_labels(model)}}], "ports": [{"port": VLLM_PORT, "protocol": "TCP"}]}
+        assert api_server == {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443, "protocol": "TCP"}]}
+
+
+def test_the_picker_policy_opens_the_ports_the_pinned_chart_gives_it(run, cfg):
+    """If the chart moved its ports (or our values did), the policy would shut the gateway out."""
+    chart = require_upstream() / "routing" / "charts" / "routerlib" / "values.yaml"
+    text = chart.read_text()
+    assert yaml.safe_load(text)["epp"]["extProcPort"] == EPP_EXT_PROC_PORT == 9002
+    assert "grpcHealthPort: 9003" in text and "9003 if unset" in text  # commented out: the template's default
+    releases = _releases(run)
+    for model in cfg.routed_models:
+        epp = releases[pool_name(model)]["values"]["router"]["epp"]
+        assert "extProcPort" not in epp and "grpcHealthPort" not in epp and EPP_HEALTH_PORT == 9003
 
 
 def test_bbr_attaches_to_our_gateway(run, cfg):

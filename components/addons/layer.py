@@ -36,7 +36,7 @@ def build_addons(name: str, cluster: ClusterContract, cfg: StackConfig) -> Addon
         random_provider = random.Provider(f"{name}-random")
         monitoring = Monitoring(
             f"{name}-monitoring",
-            MonitoringArgs(cluster, addons.prometheus, addons.prometheus_adapter, random_provider),
+            MonitoringArgs(cluster, addons.prometheus, addons.prometheus_adapter, random_provider, protect=cfg.cluster.protect),
         )
     keda = Keda(f"{name}-keda", KedaArgs(cluster, addons.keda)) if addons.keda.enabled else None
 

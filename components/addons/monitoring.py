@@ -9,6 +9,10 @@ Choices, and why:
 - Replicas spread across zones (prod: 2 Prometheus, 2 Alertmanagers).
 - Grafana's admin password is generated and kept secret, never the chart's well-known default.
 - Dashboards are ConfigMaps labelled for the Grafana sidecar (see `dashboards.py`).
+- In a protected stack the namespace and the release are Pulumi-protected: the operator's
+  StatefulSets own the volume claims, so no Pulumi resource holds them, and removing either would
+  delete them. The cluster's block StorageClass then retains its disks, so even a claim deleted by
+  hand leaves its Prometheus series on a Released volume.
 """
 
 from __future__ import annotations
@@ -135,6 +139,7 @@ class MonitoringArgs:
     prometheus: PrometheusAddon
     adapter: PrometheusAdapterAddon
     random_provider: pulumi.ProviderResource
+    protect: bool = False  # the stack protects its data (`cluster.protect`)
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -146,7 +151,9 @@ class Monitoring(pulumi.ComponentResource):
         cluster, cfg = args.cluster, args.prometheus
         k8s_child = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
         # Node-exporter needs host networking and host paths.
-        namespace = addon_namespace(f"{name}-namespace", NAMESPACE, "privileged", cluster.provider, self)
+        namespace = addon_namespace(
+            f"{name}-namespace", NAMESPACE, "privileged", cluster.provider, self, protect=args.protect
+        )
 
         depends_on: list[pulumi.Resource] = [cluster.block_storage]
         if cfg.grafana:
@@ -185,6 +192,7 @@ class Monitoring(pulumi.ComponentResource):
             cluster.provider,
             self,
             depends_on=depends_on,
+            protect=args.protect,
         )
         self.prometheus_url = PROMETHEUS_URL
         outputs: dict[str, object] = {"prometheusUrl": PROMETHEUS_URL, "release": self.release.name}

@@ -50,3 +50,11 @@ def gcp_labels(tags: dict[str, str]) -> dict[str, str]:
     """The stack's tags as GCP labels: no `/` in keys, values only lower-case letters, digits, `_`
     and `-` (the config checks the stack's own tags; this fixes the project and stack names)."""
     return {key: re.sub(r"[^a-z0-9_-]", "_", value.lower())[:63] for key, value in slashless_tags(tags).items()}
+
+
+def block_reclaim_policy(protect: bool) -> str:
+    """The reclaim policy of a cluster's block StorageClass (Prometheus' and Alertmanager's disks).
+    A protected stack keeps a disk when its claim goes (an uninstall, a namespace deleted by
+    mistake): the series stay on a Released volume an operator can bind again. Unprotected stacks
+    delete them, so a dev stack leaves no disks behind."""
+    return "Retain" if protect else "Delete"

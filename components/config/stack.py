@@ -23,6 +23,7 @@ from pydantic.alias_generators import to_camel, to_snake
 
 from ..catalog.gpus import cpu_arch, gpu_instance, gpu_models, gpu_types_offered, instance_type_cloud
 from ..catalog.gcp_zones import accelerator_zones
+from ..catalog.kubernetes import newest_release
 from ..scheduling import MIG_CONFIG_LABEL, CapacityType
 from .addons import AddonsConfig
 from .azure import AzureConfig
@@ -254,7 +255,9 @@ def _zone_problems(loc: Loc, zones: list[str]) -> list[Problem]:
 
 class ClusterConfig(ConfigModel):
     name: ClusterName = Field(description="EKS cluster name; also prefixes every resource name.")
-    kubernetes_version: KubernetesMinor = Field(description="Kubernetes minor version, e.g. \"1.35\".")
+    kubernetes_version: KubernetesMinor = Field(
+        description="Kubernetes minor version, e.g. \"1.35\": 1.30 or newer, and released (components/catalog/data/kubernetes_releases.yaml)."
+    )
     endpoint_public_access: bool = Field(True, description="Expose the API endpoint publicly (restricted by publicAccessCidrs).")
     public_access_cidrs: list[str] = Field(
         ["0.0.0.0/0"], min_length=1, description="CIDRs allowed to reach the public endpoint."
@@ -273,8 +276,18 @@ class ClusterConfig(ConfigModel):
     def _check(self) -> ClusterConfig:
         problems: list[Problem] = []
         minor = int(self.kubernetes_version.split(".")[1])
+        newest = newest_release()
         if minor < 30:
             problems.append((("kubernetesVersion",), "must be 1.30 or newer (AL2023 NVIDIA AMIs, access entries)"))
+        elif minor > newest.next_minor:
+            problems.append(
+                (
+                    ("kubernetesVersion",),
+                    f"{self.kubernetes_version} is not a Kubernetes release: the newest is 1.{newest.minor} "
+                    f"({newest.released}), and no cloud offers one before it is out. If {self.kubernetes_version} "
+                    "is out now, set it as `newest` in components/catalog/data/kubernetes_releases.yaml",
+                )
+            )
         for i, cidr in enumerate(self.public_access_cidrs):
             try:
                 ipaddress.IPv4Network(cidr)

@@ -21,7 +21,7 @@ from ..config.models import ModelConfig
 from ..config.routing import RoutingConfig
 from ..releases import LLM_D_ROUTER_GATEWAY, pinned_release
 from ..serving.pod import VLLM_PORT
-from ..serving.service import pod_labels
+from ..serving.service import dns_egress, https_egress, pod_labels
 from .gateway import gateway_peers
 
 MODEL_HEADER = "X-Gateway-Model-Name"  # set by body-based routing from the request body's `model`
@@ -30,6 +30,7 @@ EPP_IMAGE = {"registry": "ghcr.io/llm-d", "repository": "llm-d-router-endpoint-p
 ROUTING_COMPONENT = "inference-routing"  # app.kubernetes.io/component of the objects we write beside a model
 LABELS = {"app.kubernetes.io/part-of": "llm-platform", "app.kubernetes.io/component": ROUTING_COMPONENT}
 EPP_EXT_PROC_PORT = 9002  # the chart's default: the gateway calls the picker here
+EPP_HEALTH_PORT = 9003  # the chart's default gRPC health port: probes, and GKE's load balancer health check
 # What the v0.10.0 EPP reads from each vLLM pod (pkg/epp/framework/plugins/datalayer/extractor/
 # metrics/factories.go, the vllm defaults): every name must be one vLLM 0.33.0 publishes.
 EPP_VLLM_METRICS = ("vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc", "vllm:lora_requests_info", "vllm:cache_config_info")
@@ -123,6 +124,7 @@ class ModelRoute(pulumi.ComponentResource):
                 opts=child,
             )
         self._network_policy(name, args, child)
+        self._picker_network_policy(name, args, child)
         self.release = release
         self.register_outputs({"pool": pool_name(model), "servedModelName": model.served_name})
 
@@ -154,6 +156,39 @@ class ModelRoute(pulumi.ComponentResource):
                 pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=pod_labels(model)),
                 policy_types=["Ingress"],
                 ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=peers, ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=VLLM_PORT, protocol="TCP")])],
+            ),
+            opts=opts,
+        )
+
+    def _picker_network_policy(self, name: str, args: ModelRouteArgs, opts: pulumi.ResourceOptions) -> None:
+        """The endpoint picker under the namespace's default-deny. In: the gateway's proxies, on
+        the ext-proc port and the gRPC health port (the chart's health check on GKE). Out: DNS,
+        the model's pods on the API port (it reads /metrics), and the API server (it watches its
+        pool, pods and objectives). The API server's address is the cloud's and may be public, and
+        a CNI may check the Service address before translation or the endpoint after, both on
+        443: so TCP 443 to any address, as nothing narrower holds on all three clouds."""
+        model = args.model
+        peers = gateway_peers(args.gateway, args.gateway_namespace, args.gateway_name)
+        to_models = k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=pod_labels(model)))
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-epp-network-policy",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{pool_name(model)}-epp", namespace=model.namespace_name, labels=LABELS),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=epp_pod_labels(model)),
+                policy_types=["Ingress", "Egress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        from_=peers,
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=port, protocol="TCP") for port in (EPP_EXT_PROC_PORT, EPP_HEALTH_PORT)],
+                    )
+                ],
+                egress=[
+                    dns_egress(),
+                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                        to=[to_models], ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=VLLM_PORT, protocol="TCP")]
+                    ),
+                    https_egress(),
+                ],
             ),
             opts=opts,
         )

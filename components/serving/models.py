@@ -61,8 +61,7 @@ class ModelServices(pulumi.ComponentResource):
         for ns in dict.fromkeys(m.namespace for m in models if m.namespace):
             shares_routed = any(m.name in routed for m in models if m.namespace == ns)
             shared[ns] = model_namespace(f"{name}-namespace-{ns}", ns, shares_routed, platform.provider, self)
-            if not shares_routed:
-                default_deny(f"{name}-default-deny-{ns}", ns, pulumi.ResourceOptions(parent=self, provider=platform.provider, depends_on=[shared[ns]]))
+            default_deny(f"{name}-default-deny-{ns}", ns, pulumi.ResourceOptions(parent=self, provider=platform.provider, depends_on=[shared[ns]]))
         # One PriorityClass for every model's placeholders (cluster-scoped), only when some model holds headroom.
         headroom_class = priority_class(f"{name}-headroom-priority", platform.provider, self) if any(m.headroom_slots for m in models) else None
         if platform.image_prepull and models:

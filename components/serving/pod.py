@@ -94,6 +94,31 @@ def weights_dir(model: ModelConfig) -> str:
     return f"{WEIGHTS_MOUNT}/snapshots/{model.revision}"
 
 
+# The API key guard (components/vllm/api_guard.py), shipped in a ConfigMap and imported by vLLM.
+API_GUARD_MODULE = "llm_platform_api_guard"
+API_GUARD_MOUNT = "/opt/llm-platform/python"
+
+
+def api_guard_args(model: ModelConfig) -> list[str]:
+    """vLLM guards only some of its paths with the key; this loads ours for all the others."""
+    return ["--middleware", f"{API_GUARD_MODULE}.RequireApiKey"] if model.access.api_key else []
+
+
+def api_guard_volumes(model: ModelConfig, config_map_name: pulumi.Input[str]) -> list[k8s.core.v1.VolumeArgs]:
+    if not model.access.api_key:
+        return []
+    return [k8s.core.v1.VolumeArgs(name="api-guard", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=config_map_name))]
+
+
+def api_guard_mounts(model: ModelConfig) -> list[k8s.core.v1.VolumeMountArgs]:
+    return [k8s.core.v1.VolumeMountArgs(name="api-guard", mount_path=API_GUARD_MOUNT, read_only=True)] if model.access.api_key else []
+
+
+def api_guard_env(model: ModelConfig) -> list[k8s.core.v1.EnvVarArgs]:
+    """The image sets no PYTHONPATH, so this only adds the guard's directory."""
+    return [k8s.core.v1.EnvVarArgs(name="PYTHONPATH", value=API_GUARD_MOUNT)] if model.access.api_key else []
+
+
 def vllm_args(model: ModelConfig) -> list[str]:
     """`vllm serve` arguments. Tensor parallelism is the pod's GPU limit, by construction."""
     args = [
@@ -116,7 +141,7 @@ def vllm_args(model: ModelConfig) -> list[str]:
         args += ["--max-num-seqs", str(seqs)]
     if model.quantization is not None:
         args += ["--quantization", model.quantization]
-    return args + loader_args(model) + list(model.extra_args)
+    return args + loader_args(model) + api_guard_args(model) + list(model.extra_args)
 
 
 # Run:ai's default for a file system: the readers that keep an NFS client's pipe full.

@@ -14,7 +14,9 @@ Deployments), so a `pulumi up` never resets a scaled-out service to its minimum.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import pulumi
@@ -26,8 +28,10 @@ from ..config.models import ModelConfig
 from ..config.types import duration_seconds
 from ..releases import addon_namespace
 from ..scheduling import GpuPoolPlacement
+from ..vllm import api_guard
 from ..vllm.flags import VLLM_VERSION
 from .pod import (
+    API_GUARD_MODULE,
     COMPILE_CACHE_MOUNT,
     GPU_RESOURCE,
     PORT_NAME,
@@ -35,6 +39,9 @@ from .pod import (
     WEIGHTS_MOUNT,
     PodTiming,
     affinity,
+    api_guard_env,
+    api_guard_mounts,
+    api_guard_volumes,
     compile_cache_mounts,
     compile_cache_setup,
     compile_cache_setup_mounts,
@@ -103,6 +110,18 @@ def model_namespace(resource_name: str, namespace: str, routed: bool, provider: 
 API_KEY_SECRET_KEY = "api-key"
 
 
+# The guard's source, shipped as is: the pods import it from the ConfigMap (see pod.API_GUARD_MOUNT).
+API_GUARD_SOURCE = Path(api_guard.__file__).read_text()
+API_GUARD_SHA256 = hashlib.sha256(API_GUARD_SOURCE.encode()).hexdigest()
+# On the pod template: a new guard rolls the pods (a mounted ConfigMap changes under a running
+# server, which imported the old one at start).
+API_GUARD_ANNOTATION = "llm-platform.io/api-guard-sha256"
+
+
+def api_guard_config_map_name(model: ModelConfig) -> str:
+    return f"{model.name}-api-guard"
+
+
 def api_key_secret_name(model: ModelConfig) -> str:
     return f"{model.name}-api-key"
 
@@ -110,7 +129,8 @@ def api_key_secret_name(model: ModelConfig) -> str:
 def api_key_env(model: ModelConfig) -> list[k8s.core.v1.EnvVarArgs]:
     """vLLM 0.33 reads VLLM_API_KEY when no --api-key is given (entrypoints/serve/middleware/register.py)
     and then refuses requests under /v1, /v2, /inference and /cohere without the bearer token
-    (authenticate.py GUARDED_PREFIX): /health and /metrics stay open."""
+    (authenticate.py GUARDED_PREFIX); our guard (components/vllm/api_guard.py) reads the same
+    variable and refuses every other path but /health, /ping, /version and /metrics."""
     if not model.access.api_key:
         return []
     return [
@@ -125,13 +145,28 @@ def api_key_env(model: ModelConfig) -> list[k8s.core.v1.EnvVarArgs]:
 
 def default_deny(resource_name: str, namespace: str, opts: pulumi.ResourceOptions) -> k8s.networking.v1.NetworkPolicy:
     """Nothing in or out for any pod of a model namespace but what a policy of ours allows (they
-    add up): the server's, the download Job's. Not where a routed model's endpoint picker runs:
-    it must reach the API server, whose address the program does not know at preview."""
+    add up): the server's, the download Job's, a routed model's endpoint picker's."""
     return k8s.networking.v1.NetworkPolicy(
         resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(name="default-deny", namespace=namespace, labels={"app.kubernetes.io/part-of": "llm-platform"}),
         spec=k8s.networking.v1.NetworkPolicySpecArgs(pod_selector=k8s.meta.v1.LabelSelectorArgs(), policy_types=["Ingress", "Egress"]),
         opts=opts,
+    )
+
+
+def dns_egress() -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
+    """Name lookups, to wherever the cluster's resolver runs (kube-dns pods, or a node-local cache)."""
+    return k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=53, protocol=p) for p in ("UDP", "TCP")]
+    )
+
+
+def https_egress() -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
+    """TCP 443 to any address: for services whose addresses are not fixed (the Hugging Face hub
+    and its CDN; a managed cluster's API server, below)."""
+    return k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+        to=[k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr="0.0.0.0/0"))],
+        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=443, protocol="TCP")],
     )
 
 
@@ -172,7 +207,7 @@ class VllmModelService(pulumi.ComponentResource):
 
         namespace = args.shared_namespace or model_namespace(f"{name}-namespace", ns, args.routed, platform.provider, self)
         in_namespace = self._opts(depends_on=[namespace])
-        if args.shared_namespace is None and not args.routed:
+        if args.shared_namespace is None:
             default_deny(f"{name}-default-deny", ns, in_namespace)
         account, token_secret = self._identity(args.hf_token, in_namespace)
         self.api_key = self._api_key(args.random_provider, in_namespace)
@@ -283,6 +318,12 @@ class VllmModelService(pulumi.ComponentResource):
             string_data={API_KEY_SECRET_KEY: key.result},
             opts=in_namespace,
         )
+        self._api_guard = k8s.core.v1.ConfigMap(
+            f"{self._name}-api-guard",
+            metadata=self._meta(api_guard_config_map_name(self._model)),
+            data={f"{API_GUARD_MODULE}.py": API_GUARD_SOURCE},
+            opts=in_namespace,
+        )
         return key.result
 
     def _deployment(self, account: k8s.core.v1.ServiceAccount, claim: k8s.core.v1.PersistentVolumeClaim) -> k8s.apps.v1.Deployment:
@@ -302,12 +343,14 @@ class VllmModelService(pulumi.ComponentResource):
                 progress_deadline_seconds=timing.progress_deadline_seconds,
                 revision_history_limit=5,
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=self._labels),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=self._labels, annotations={API_GUARD_ANNOTATION: API_GUARD_SHA256} if model.access.api_key else None
+                    ),
                     spec=self._pod_spec(model, timing, pools, account.metadata.name, claim.metadata.name),
                 ),
             ),
             opts=self._opts(
-                depends_on=[claim, account, *self._platform.image_ready, *([self._api_key_secret] if self.api_key is not None else [])],
+                depends_on=[claim, account, *self._platform.image_ready, *([self._api_key_secret, self._api_guard] if self.api_key is not None else [])],
                 # A first rollout may wait for the download, a GPU node and the model load.
                 custom_timeouts=pulumi.CustomTimeouts(
                     create=f"{timing.progress_deadline_seconds + duration_seconds(model.download_timeout)}s",
@@ -399,6 +442,7 @@ class VllmModelService(pulumi.ComponentResource):
                         k8s.core.v1.EnvVarArgs(name="VLLM_NO_USAGE_STATS", value="1"),
                         *server_user_env(),
                         *api_key_env(model),
+                        *api_guard_env(model),
                         *([k8s.core.v1.EnvVarArgs(name="VLLM_CACHE_ROOT", value=COMPILE_CACHE_MOUNT)] if model.compile_cache else []),
                     ],
                     resources=k8s.core.v1.ResourceRequirementsArgs(
@@ -412,7 +456,11 @@ class VllmModelService(pulumi.ComponentResource):
                     ),
                     security_context=locked_down(),
                     volume_mounts=[
-                        weights_mount, k8s.core.v1.VolumeMountArgs(name="dshm", mount_path="/dev/shm"), *writable_mounts(), *compile_cache_mounts(model)
+                        weights_mount,
+                        k8s.core.v1.VolumeMountArgs(name="dshm", mount_path="/dev/shm"),
+                        *writable_mounts(),
+                        *compile_cache_mounts(model),
+                        *api_guard_mounts(model),
                     ],
                     **probes(timing),
                 )
@@ -427,6 +475,7 @@ class VllmModelService(pulumi.ComponentResource):
                 ),
                 *writable_volumes(),
                 *compile_cache_volumes(model, claim_name),
+                *api_guard_volumes(model, api_guard_config_map_name(model)),
             ],
         )
 
@@ -471,15 +520,7 @@ class VllmModelService(pulumi.ComponentResource):
             spec=k8s.networking.v1.NetworkPolicySpecArgs(
                 pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=download_pod_labels(model)),
                 policy_types=["Ingress", "Egress"],
-                egress=[
-                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=53, protocol=p) for p in ("UDP", "TCP")]
-                    ),
-                    k8s.networking.v1.NetworkPolicyEgressRuleArgs(
-                        to=[k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr="0.0.0.0/0"))],
-                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=443, protocol="TCP")],
-                    ),
-                ],
+                egress=[dns_egress(), https_egress()],
             ),
             opts=opts,
         )

@@ -65,6 +65,7 @@ RULED_OUT_FLAGS: dict[str, str] = {
     "--ssl-certfile": "TLS ends at the gateway",
     "--config": "reads a YAML file the pod does not have; pass the flags themselves",
     "--device-ids": "the device plugin assigns GPUs",
+    "--middleware": "imports a module the image does not have; the platform loads its own API key guard (access.apiKey)",
 }
 
 # Flags vLLM no longer accepts, with what to use instead (vLLM 0.33.0 rejects each of these).

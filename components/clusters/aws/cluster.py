@@ -31,7 +31,7 @@ from ...catalog.gpus import cpu_arch, gpu_instance
 from ...config.stack import ClusterConfig, GpuPoolConfig, StackConfig, SystemPoolConfig, node_group_resource_name
 from ...scheduling import GpuPoolPlacement, Taint, system_pool_labels
 from ..contract import AwsClusterHooks, ClusterContract, GatewaySupport, SharedWeights
-from ..shared import exec_kubeconfig, placement_of
+from ..shared import block_reclaim_policy, exec_kubeconfig, placement_of
 from .iam import (
     POD_IDENTITY_ACTIONS,
     POD_IDENTITY_SERVICE,
@@ -195,7 +195,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             cluster_identifier=cfg.name,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[system_group]),
         )
-        block_storage = self._default_storage_class(provider, ebs_csi)
+        block_storage = self._default_storage_class(provider, ebs_csi, cfg.protect)
 
         self.contract = ClusterContract(
             cloud="aws",
@@ -386,7 +386,9 @@ class EksGpuCluster(pulumi.ComponentResource):
             ],
         )
 
-    def _default_storage_class(self, provider: k8s.Provider, ebs_csi: aws.eks.Addon) -> k8s.storage.v1.StorageClass:
+    def _default_storage_class(
+        self, provider: k8s.Provider, ebs_csi: aws.eks.Addon, protect: bool
+    ) -> k8s.storage.v1.StorageClass:
         return k8s.storage.v1.StorageClass(
             f"{self._name}-gp3",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -398,7 +400,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             # Bind where the pod lands: an EBS volume lives in one zone.
             volume_binding_mode="WaitForFirstConsumer",
             allow_volume_expansion=True,
-            reclaim_policy="Delete",
+            reclaim_policy=block_reclaim_policy(protect),
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[ebs_csi]),
         )
 

@@ -45,7 +45,7 @@ from ...config.azure import AzureConfig
 from ...config.stack import AKS_SYSTEM_POOL, ClusterConfig, GpuPoolConfig, StackConfig, SystemPoolConfig, aks_pool_name
 from ...scheduling import GpuPoolPlacement, Taint, system_pool_labels
 from ..contract import AzureClusterHooks, ClusterContract, GatewaySupport, SharedWeights
-from ..shared import placement_of, slashless_tags
+from ..shared import block_reclaim_policy, placement_of, slashless_tags
 from .network import AzureVnet, AzureVnetArgs
 from .storage import AzureFilesSharedStorage, AzureFilesSharedStorageArgs
 
@@ -139,7 +139,7 @@ class AksGpuCluster(pulumi.ComponentResource):
             parameters={"skuName": "Premium_ZRS", "cachingMode": "ReadOnly"},
             volume_binding_mode="WaitForFirstConsumer",
             allow_volume_expansion=True,
-            reclaim_policy="Delete",
+            reclaim_policy=block_reclaim_policy(cfg.protect),
             opts=pulumi.ResourceOptions(parent=self, provider=provider),
         )
         self.contract = ClusterContract(

@@ -44,7 +44,7 @@ from ...config.routing import GKE_POOL_TIMEOUT_SECONDS
 from ...config.stack import ClusterConfig, GpuPoolConfig, StackConfig, SystemPoolConfig
 from ...scheduling import GpuPoolPlacement, Taint, system_pool_labels
 from ..contract import ClusterContract, GatewaySupport, GcpClusterHooks, SharedWeights
-from ..shared import exec_kubeconfig, gcp_labels, placement_of
+from ..shared import block_reclaim_policy, exec_kubeconfig, gcp_labels, placement_of
 from .iam import node_service_account
 from .images import DockerHubMirror
 from .network import PODS_RANGE, SERVICES_RANGE, GcpVpc, GcpVpcArgs
@@ -157,7 +157,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
             # Bind where the pod lands: a zonal persistent disk lives in one zone.
             volume_binding_mode="WaitForFirstConsumer",
             allow_volume_expansion=True,
-            reclaim_policy="Delete",
+            reclaim_policy=block_reclaim_policy(cfg.protect),
             opts=pulumi.ResourceOptions(parent=self, provider=provider),
         )
 
