@@ -23,7 +23,10 @@ from .pod import locked_down
 from .service import default_deny
 
 NAMESPACE = "llm-platform-images"
-PAUSE_IMAGE = "registry.k8s.io/pause:3.10"  # 300 kB: what the pod runs once the image is on the node
+# 300 kB: what the pod runs once the image is on the node. Pinned to the tag's multi-arch index, as
+# published (the same digest in many independent public manifests and Dockerfiles; not resolvable
+# from our build machine): a re-pushed tag cannot change what every GPU node runs.
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10@sha256:ee6521f290b2168b6e0935a181d4cff9be1ac3f505666ef0e3c98fae8199917a"
 PREPULL_UID = 65532
 
 
