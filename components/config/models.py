@@ -167,8 +167,8 @@ class AccessConfig(ConfigModel):
     api_key: bool = Field(
         True,
         description="A random API key for this model (a Secret in its namespace, and the secret stack output modelApiKeys): "
-        "vLLM answers /v1 requests only with `Authorization: Bearer <key>` (/health and /metrics stay open for probes and "
-        "Prometheus). false: anyone the NetworkPolicy admits may call it.",
+        "vLLM answers every path only with `Authorization: Bearer <key>` but /health, /ping, /version and /metrics "
+        "(open for probes and Prometheus). false: anyone the NetworkPolicy admits may call it.",
     )
 
 
