@@ -123,14 +123,16 @@ def test_the_gateway_and_the_picker_reach_the_pods_and_nothing_more(run, cfg):
         assert spec["podSelector"]["matchLabels"] == pod_labels(model)
         (rule,) = spec["ingress"]
         assert rule["ports"] == [{"port": VLLM_PORT, "protocol": "TCP"}]
-        if cfg.cloud == "gcp":  # the managed load balancer's proxies, from the proxy-only subnet
-            proxies = {"ipBlock": {"cidr": cfg.gcp.network.proxy_only_cidr}}
+        if cfg.cloud == "gcp":  # the managed load balancer's proxies (proxy-only subnet) and Google's health-check probers
+            proxies = [{"ipBlock": {"cidr": cidr}} for cidr in (cfg.gcp.network.proxy_only_cidr, "35.191.0.0/16", "130.211.0.0/22")]
         else:  # the Istio proxies istiod deploys for our Gateway
-            proxies = {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}},
-                "podSelector": {"matchLabels": {"gateway.networking.k8s.io/gateway-name": GATEWAY_NAME}},
-            }
-        assert rule["from"] == [proxies, {"podSelector": {"matchLabels": epp_pod_labels(model)}}]
+            proxies = [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}},
+                    "podSelector": {"matchLabels": {"gateway.networking.k8s.io/gateway-name": GATEWAY_NAME}},
+                }
+            ]
+        assert rule["from"] == [*proxies, {"podSelector": {"matchLabels": epp_pod_labels(model)}}]
 
 
 def test_the_picker_takes_only_the_gateway_and_reaches_dns_its_pods_and_the_api_server(run, cfg):

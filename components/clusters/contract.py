@@ -88,6 +88,9 @@ class GatewaySupport:
     external_class: str  # GatewayClass of an internet-facing one
     installs_crds: bool  # False where the cloud brings the Gateway API and InferencePool CRDs
     proxy_source_cidrs: tuple[str, ...] = ()  # GKE: the proxy-only subnet; the model pods admit it
+    # Where the cloud's load balancer health-checks its backends from, when it probes the pods
+    # themselves (GKE: container-native backends); the pods' NetworkPolicies admit these too.
+    health_check_source_cidrs: tuple[str, ...] = ()
     # Istio: the proxies are pods in the gateway's namespace, which we size, place and spread, and
     # whose LoadBalancer Service carries the annotations below.
     in_cluster_proxies: bool = False

@@ -30,9 +30,11 @@ GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 
 
 def gateway_peers(gateway: GatewaySupport, namespace: str, name: str) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
-    """Where the gateway's proxies connect from: the managed gateway's proxy ranges, or our Istio
-    proxy pods (labelled with the Gateway's name in its namespace)."""
-    peers = [k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr)) for cidr in gateway.proxy_source_cidrs]
+    """Where the gateway's proxies connect from: the managed gateway's proxy ranges and its load
+    balancer's health-check probers, or our Istio proxy pods (labelled with the Gateway's name in
+    its namespace)."""
+    cidrs = (*gateway.proxy_source_cidrs, *gateway.health_check_source_cidrs)
+    peers = [k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr)) for cidr in cidrs]
     if gateway.in_cluster_proxies:
         peers.append(
             k8s.networking.v1.NetworkPolicyPeerArgs(

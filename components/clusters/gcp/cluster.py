@@ -52,6 +52,13 @@ from .storage import FilestoreSharedStorage, FilestoreSharedStorageArgs
 
 _GKE_TAINT_EFFECT = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
 BLOCK_STORAGE_CLASS = "pd-balanced"
+# Google's health-check probers. Regional Application Load Balancers (both our GatewayClasses) need
+# these as well as the proxy-only subnet: the proxies carry requests, the probers check the backends
+# (cloud.google.com/load-balancing/docs/firewall-rules, "minimum required ingress allow firewall
+# rules"; health-check-concepts, "Probe IP ranges"). With container-native backends they probe the
+# pods, so the pods' NetworkPolicies must admit them: the chart's HealthCheckPolicy probes vLLM's
+# /health, and the GKE gateway probes the endpoint picker's gRPC health port.
+GOOGLE_HEALTH_CHECK_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
 NODE_IMAGE = "COS_CONTAINERD"
 GPU_DRIVER_VERSION = "LATEST"
 # Where GKE's driver installer puts the driver on COS nodes (its device plugin mounts it from here).
@@ -209,6 +216,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
             external_class="gke-l7-regional-external-managed",
             installs_crds=False,
             proxy_source_cidrs=(proxy_only,),
+            health_check_source_cidrs=GOOGLE_HEALTH_CHECK_RANGES,
             max_request_seconds=GKE_POOL_TIMEOUT_SECONDS,
             backend_health_check_policy=True,
         )
