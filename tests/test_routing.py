@@ -15,7 +15,7 @@ from upstream import crd_validation_errors, require_upstream
 from conftest import load_stack_file, program_run, stack_from
 from components.config.stack import ConfigError
 from components.routing.gateway import GATEWAY_NAME, NAMESPACE
-from components.routing.pools import EPP_EXT_PROC_PORT, EPP_HEALTH_PORT, EPP_VLLM_METRICS, MODEL_HEADER, epp_pod_labels, pool_name
+from components.routing.pools import EPP_EXT_PROC_PORT, EPP_VLLM_METRICS, MODEL_HEADER, epp_pod_labels, pool_name
 from components.serving.pod import VLLM_PORT
 from components.serving.service import pod_labels
 from stacks.offline import run_program
@@ -164,7 +164,7 @@ def test_the_picker_policy_opens_the_ports_the_pinned_chart_gives_it(run, cfg):
     releases = _releases(run)
     for model in cfg.routed_models:
         epp = releases[pool_name(model)]["values"]["router"]["epp"]
-        assert "extProcPort" not in epp and "grpcHealthPort" not in epp and EPP_HEALTH_PORT == 9003
+        assert "extProcPort" not in epp and "grpcHealthPort" not in epp
 
 
 def test_bbr_attaches_to_our_gateway(run, cfg):
