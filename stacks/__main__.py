@@ -1,7 +1,8 @@
 """`python -m stacks …`: the offline plan and its diff, config validation, the config schema and the fit check.
 
 Exit codes: 0 ok; 2 bad input (unknown stack, invalid stack config, bad flags); 1 the program
-itself failed (a bug: please report it with `--debug` output).
+itself failed (a bug: please report it with `--debug` output), or `images --resolve` could not get
+a digest from a registry (the message names the image and the registry's answer).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from . import PROJECT_DIR
 from .ci_matrix import ci_matrix
 from .config_reference import config_reference_markdown, write_into
 from .diff import diff_paths, render
+from .image_digests import images_command
 from .fit_cli import FitInputError, add_fit_parser, render_fit, run_fit
 from .offline import run_program
 from .policy_cli import run_policy
@@ -61,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     matrix = sub.add_parser("ci-matrix", help="the workflows' stack matrix as JSON: stack, cloud, region, GitHub environment")
     matrix.add_argument("--environment", choices=["dev", "production"], help="only the stacks of this environment")
     matrix.add_argument("--stack-dir", type=Path, default=PROJECT_DIR)
+    images = sub.add_parser("images", help="the platform's own images: by tag, and by digest where resolved (components/catalog/data/images.yaml)")
+    images.add_argument("--resolve", action="store_true", help="ask each registry which digest its tag points at now (needs network, no credentials)")
+    images.add_argument("--write", action="store_true", help="with --resolve: record new and moved digests in the catalog")
+    images.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_fit_parser(sub)
     add_serve_parser(sub)
     return parser
@@ -111,7 +117,10 @@ def _urns(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "images" and args.write and not args.resolve:
+        parser.error("images --write records what --resolve finds: pass both")
     try:
         if args.command == "plan":
             return _plan(args)
@@ -141,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK if all(d.ok for d in diffs) else EXIT_BAD_INPUT
         if args.command == "serve":
             return serve(args)
+        if args.command == "images":
+            return images_command(args.resolve, args.write, args.json)
         if args.command == "ci-matrix":
             print(json.dumps(ci_matrix(args.environment, args.stack_dir), separators=(",", ":")))
             return EXIT_OK

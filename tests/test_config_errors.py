@@ -490,6 +490,21 @@ def test_a_stack_that_pins_revisions_refuses_a_branch():
     assert stack_from(values).validate().models[0].revision == "a" * 40
 
 
+def test_a_stack_that_pins_images_refuses_a_tag():
+    values = dev_config_values()
+    values[f"{NS}:modelPolicy"]["requirePinnedImages"] = True
+    image = _model(values)["image"] = "vllm/vllm-openai:v0.33.0"
+    with pytest.raises(ConfigError) as refused:
+        stack_from(values).validate()
+    assert refused.value.problems == [(
+        f"{NS}:models[0].image",
+        f"{image!r} names no digest, and this stack pins images (llm-platform:modelPolicy.requirePinnedImages): "
+        f"give it as {image}@sha256:<digest> (`crane digest {image}` prints it)",
+    )]
+    _model(values)["image"] = f"{image}@sha256:{'0' * 64}"
+    assert stack_from(values).validate().models[0].image.endswith("@sha256:" + "0" * 64)
+
+
 @pytest.mark.parametrize("stack", [s for s in sorted(p.name[7:-5] for p in PROJECT_DIR.glob("Pulumi.prod*.yaml"))])
 def test_production_stacks_serve_pinned_weights(stack):
     """CI deploys every prod* stack in the production environment: their weights are commits."""

@@ -110,7 +110,7 @@ def test_the_server_runs_as_our_user_on_a_read_only_root_and_writes_only_to_its_
     for model in cfg.models:
         pod = servers[model.name]
         assert pod["securityContext"]["runAsUser"] == pod["securityContext"]["runAsGroup"] == MODEL_UID >= 10000
-        assert "fsGroup" not in pod["securityContext"]  # it would walk the shared weight volume at every start
+        _assert_fs_group_only_where_the_root_is_roots(cfg, pod)
         (server,) = pod["containers"]
         assert server["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
         env = {e["name"]: e.get("value") for e in server["env"]}
@@ -128,10 +128,25 @@ def test_the_server_runs_as_our_user_on_a_read_only_root_and_writes_only_to_its_
             assert init["command"][-1].startswith('mkdir -p "/weights-volume/.vllm-cache/')
 
 
+def _assert_fs_group_only_where_the_root_is_roots(cfg, pod: dict[str, Any]) -> None:
+    """A Filestore share's root is root's, 755, and the driver leaves it so: the pods that write it
+    ask the kubelet for the model group (once: OnRootMismatch, never a walk of the weights). EFS
+    access points and the Azure Files driver hand the root over themselves: no fsGroup there."""
+    security = pod["securityContext"]
+    if cfg.cloud == "gcp":
+        assert security["fsGroup"] == MODEL_UID and security["fsGroupChangePolicy"] == "OnRootMismatch"
+    else:
+        assert "fsGroup" not in security and "fsGroupChangePolicy" not in security
+
+
 def test_the_download_job_runs_as_the_servers_user_and_writes_only_the_volume_and_its_scratch(run):
-    for job in inputs_of(run, "kubernetes:batch/v1:Job"):
+    cfg = load_stack_file(run.stack).validate()
+    jobs = inputs_of(run, "kubernetes:batch/v1:Job")
+    assert len(jobs) == len([m for m in cfg.models if not m.is_local_path])
+    for job in jobs:
         pod = job["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsUser"] == MODEL_UID
+        _assert_fs_group_only_where_the_root_is_roots(cfg, pod)
         (container,) = pod["containers"]
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         volumes = {v["name"]: v for v in pod["volumes"]}

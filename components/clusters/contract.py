@@ -74,6 +74,10 @@ class SharedWeights:
     # What each weights claim requests. EFS ignores it (elastic); a Filestore claim becomes an
     # instance of exactly this size, billed as such, so the cloud states it.
     claim_size: str = "500Gi"
+    # A new volume's root is root's and only the kubelet can hand it over (its driver applies a pod's
+    # fsGroup: CSIDriver fsGroupPolicy File). Then the pods that write to it set fsGroup, so the
+    # model user may. EFS access points and Azure Files' driver give the root away themselves.
+    writers_need_fs_group: bool = False
 
 
 @dataclass(frozen=True)

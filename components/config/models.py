@@ -359,3 +359,9 @@ class ModelPolicy(ConfigModel):
         description="Every model's revision must be a 40-character commit sha: a branch such as main moves, so two "
         "replicas (or a re-download) could serve different weights. Production stacks set it.",
     )
+    require_pinned_images: bool = Field(
+        False,
+        description="Every model's image must name a digest (`name:tag@sha256:<digest>`): a moved tag would let two "
+        "nodes run different builds under one name. Set it once your registry's digests are recorded "
+        "(`python -m stacks images --resolve` for the default image).",
+    )

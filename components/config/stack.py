@@ -756,6 +756,14 @@ class StackConfig(ConfigModel):
                         f"take the 40-character sha of the commit to serve from huggingface.co/{model.model}/commits/main",
                     )
                 )
+            if self.model_policy.require_pinned_images and "@sha256:" not in model.image:
+                problems.append(
+                    (
+                        (*loc, "image"),
+                        f"{model.image!r} names no digest, and this stack pins images (llm-platform:modelPolicy.requirePinnedImages): "
+                        f"give it as {model.image.split('@', 1)[0]}@sha256:<digest> (`crane digest {model.image}` prints it)",
+                    )
+                )
             if model.gated and self.hf_token is None:
                 problems.append(
                     ((*loc, "gated"), "a gated model needs llm-platform:hfToken (`pulumi config set --secret llm-platform:hfToken hf_...`)")

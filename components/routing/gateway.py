@@ -19,6 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from ..catalog.images import catalog_image
 from ..clusters.contract import ClusterContract, GatewaySupport
 from ..config.routing import GatewayProxyConfig, RoutingConfig
 from ..releases import BODY_BASED_ROUTING, addon_namespace, pinned_release
@@ -85,7 +86,7 @@ def gateway_labels(routing: RoutingConfig) -> dict[str, str]:
 
 def bbr_values(routing: RoutingConfig, gateway: GatewaySupport) -> dict[str, Any]:
     return {
-        "bbr": {"replicas": 2 if high_availability(routing) else 1, "image": {"pullPolicy": "IfNotPresent"}},
+        "bbr": {"replicas": 2 if high_availability(routing) else 1, "image": catalog_image("body-based-routing").chart_values()},
         "provider": {"name": gateway.provider},
         "inferenceGateway": {"name": GATEWAY_NAME},
     }

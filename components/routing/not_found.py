@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from ..catalog.images import catalog_image
 from ..clusters.contract import ClusterContract, GatewaySupport
 from ..config.routing import RoutingConfig
 from .gateway import NAMESPACE as GATEWAY_NAMESPACE
@@ -26,7 +27,7 @@ from .gateway import gateway_peers
 NAME = "model-not-found"
 PORT = 8080  # nginx-unprivileged listens above 1024
 HEALTH_PATH = "/healthz"
-IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.29.5-alpine"
+IMAGE = catalog_image("not-found").reference  # nginxinc/nginx-unprivileged, an alpine release
 NGINX_UID = 10101  # not the image's 101: a high UID (its writable paths are our /tmp emptyDir, config is world-readable)
 REQUESTS = {"cpu": "10m", "memory": "32Mi"}  # fixed text from memory
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "llm-platform", "app.kubernetes.io/component": "inference-routing"}

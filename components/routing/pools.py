@@ -16,6 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from ..catalog.images import catalog_image
 from ..clusters.contract import ClusterContract, GatewaySupport
 from ..config.models import ModelConfig
 from ..config.routing import RoutingConfig
@@ -26,7 +27,7 @@ from .gateway import gateway_peers
 
 MODEL_HEADER = "X-Gateway-Model-Name"  # set by body-based routing from the request body's `model`
 OBJECTIVE_HEADER = "x-llm-d-inference-objective"  # llm-d-router v0.10.0 pkg/epp/metadata/consts.go ObjectiveKey
-EPP_IMAGE = {"registry": "ghcr.io/llm-d", "repository": "llm-d-router-endpoint-picker", "tag": "v0.10.0", "pullPolicy": "IfNotPresent"}
+EPP_IMAGE = catalog_image("endpoint-picker").chart_values()  # the chart defaults to tag main, pulled Always
 ROUTING_COMPONENT = "inference-routing"  # app.kubernetes.io/component of the objects we write beside a model
 LABELS = {"app.kubernetes.io/part-of": "llm-platform", "app.kubernetes.io/component": ROUTING_COMPONENT}
 EPP_EXT_PROC_PORT = 9002  # the chart's default: the gateway calls the picker here

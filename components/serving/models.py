@@ -34,6 +34,7 @@ def model_platform(cluster: ClusterContract, addons: AddonsContract) -> ModelPla
         storage_class=shared.storage_class,
         storage=shared.storage,
         claim_size=shared.claim_size,
+        weights_fs_group=shared.writers_need_fs_group,
         prometheus_url=addons.prometheus_url,
         monitoring_namespace=MONITORING_NAMESPACE,
         monitoring_release=addons.monitoring_release,

@@ -290,14 +290,20 @@ def compile_cache_mounts(model: ModelConfig) -> list[k8s.core.v1.VolumeMountArgs
     return [k8s.core.v1.VolumeMountArgs(name="compile-cache", mount_path=COMPILE_CACHE_MOUNT, sub_path=COMPILE_CACHE_DIR)]
 
 
-def model_pod_security() -> k8s.core.v1.PodSecurityContextArgs:
-    """Pod Security `restricted`: non-root with our UID, RuntimeDefault seccomp. No fsGroup: it
-    would make the kubelet walk the shared weight volume on every pod start, and the emptyDirs the
-    containers write are writable by any user."""
+def model_pod_security(weights_writer: bool = False) -> k8s.core.v1.PodSecurityContextArgs:
+    """Pod Security `restricted`: non-root with our UID, RuntimeDefault seccomp.
+
+    fsGroup only for a pod that writes a weights volume whose root stays root's until the kubelet
+    hands it over (`SharedWeights.writers_need_fs_group`: Filestore): the model group then owns the
+    root, group-writable and setgid. `OnRootMismatch`, so the kubelet looks at the root alone once
+    it matches, and never walks a volume of weights on a pod start. Elsewhere none: the emptyDirs
+    the containers write are writable by any user."""
     return k8s.core.v1.PodSecurityContextArgs(
         run_as_non_root=True,
         run_as_user=MODEL_UID,
         run_as_group=MODEL_UID,
+        fs_group=MODEL_UID if weights_writer else None,
+        fs_group_change_policy="OnRootMismatch" if weights_writer else None,
         seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
     )
 

@@ -17,6 +17,7 @@ import hashlib
 import pulumi
 import pulumi_kubernetes as k8s
 
+from ..catalog.images import catalog_image
 from ..releases import addon_namespace
 from ..scheduling import LABEL_GPU_TYPE, GpuPoolPlacement
 from .pod import locked_down
@@ -26,7 +27,7 @@ NAMESPACE = "llm-platform-images"
 # 300 kB: what the pod runs once the image is on the node. Pinned to the tag's multi-arch index, as
 # published (the same digest in many independent public manifests and Dockerfiles; not resolvable
 # from our build machine): a re-pushed tag cannot change what every GPU node runs.
-PAUSE_IMAGE = "registry.k8s.io/pause:3.10@sha256:ee6521f290b2168b6e0935a181d4cff9be1ac3f505666ef0e3c98fae8199917a"
+PAUSE_IMAGE = catalog_image("pause").reference
 PREPULL_UID = 65532
 
 

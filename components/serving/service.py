@@ -83,6 +83,7 @@ class ModelPlatform:
     image_of: Callable[[str], str] = field(default=lambda reference: reference)
     image_ready: tuple[pulumi.Resource, ...] = ()
     image_prepull: bool = False
+    weights_fs_group: bool = False  # the pods writing the weights volume set fsGroup (SharedWeights.writers_need_fs_group)
 
 
 @dataclass(frozen=True)
@@ -300,6 +301,7 @@ class VllmModelService(pulumi.ComponentResource):
                     account.metadata.name,
                     token_secret.metadata.name if token_secret else None,
                     platform.system_node_selector,
+                    weights_fs_group=platform.weights_fs_group,
                 ),
                 opts=self._opts(depends_on=[claim, account, *platform.image_ready] + ([token_secret] if token_secret else [])),
             )
@@ -418,7 +420,8 @@ class VllmModelService(pulumi.ComponentResource):
             tolerations=tolerations(model, self._platform.gpu_pools),
             affinity=affinity(model, pools),
             topology_spread_constraints=topology_spread(pod_labels(model)),
-            security_context=model_pod_security(),
+            # the compile cache's init container writes the volume's root (and a local-path model has no Job before it)
+            security_context=model_pod_security(weights_writer=self._platform.weights_fs_group),
             init_containers=[
                 k8s.core.v1.ContainerArgs(
                     name="wait-for-weights",

@@ -74,6 +74,7 @@ def download_job_spec(
     service_account: str,
     token_secret: str | None,
     system_node_selector: dict[str, str],
+    weights_fs_group: bool = False,
 ) -> k8s.batch.v1.JobSpecArgs:
     env = [
         k8s.core.v1.EnvVarArgs(name="MODEL_ID", value=model.model),
@@ -102,7 +103,7 @@ def download_job_spec(
                 service_account_name=service_account,
                 automount_service_account_token=False,
                 node_selector=system_node_selector,
-                security_context=model_pod_security(),
+                security_context=model_pod_security(weights_writer=weights_fs_group),
                 containers=[
                     k8s.core.v1.ContainerArgs(
                         name="download",

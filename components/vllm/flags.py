@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import re
 
+from ..catalog.images import catalog_image
+
 VLLM_VERSION = "0.33.0"
-VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
+VLLM_IMAGE = catalog_image("vllm").reference  # vllm/vllm-openai:v<VLLM_VERSION>, by digest once resolved
 
 # Set by VllmModelService from ModelConfig; the value names the config key that sets it.
 PLATFORM_FLAGS: dict[str, str] = {

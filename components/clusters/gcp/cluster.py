@@ -450,5 +450,7 @@ def build_gke_cluster(name: str, cfg: StackConfig, tags: dict[str, str]) -> Clus
             FilestoreSharedStorageArgs(contract, gcfg.filestore, tags, driver=cluster.gke, protect=cfg.cluster.protect),
             opts=gcp_opts,
         )
-        shared = SharedWeights(storage.storage_class_name, storage.storage_class, storage.claim_size)
+        # A new Filestore share's root is root's, 755; the driver leaves it so and applies fsGroup
+        # (its CSIDriver declares fsGroupPolicy File; gcp-filestore-csi-driver docs/kubernetes/fsgroup.md).
+        shared = SharedWeights(storage.storage_class_name, storage.storage_class, storage.claim_size, writers_need_fs_group=True)
     return replace(contract, shared_weights=shared)
