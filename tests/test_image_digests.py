@@ -120,12 +120,13 @@ def test_a_missing_tag_and_an_unreachable_registry_are_errors_not_tracebacks(reg
 def test_record_digests_changes_only_the_digest_lines():
     text = DATA.read_text()
     digest = "sha256:" + "d" * 64
-    written = record_digests(text, {"vllm": digest, "endpoint-picker": digest})
+    before = catalog_images()
+    written = record_digests(text, {"vllm": digest, "pause": digest})
     changed = [(a, b) for a, b in zip(text.splitlines(), written.splitlines(), strict=True) if a != b]
-    assert changed == [("    digest: null", f"    digest: {digest}")] * 2
+    assert changed == [(f"    digest: {before[key].digest or 'null'}", f"    digest: {digest}") for key in ("vllm", "pause")]
     entries = yaml.safe_load(written)["images"]
-    assert entries["vllm"]["digest"] == entries["endpoint-picker"]["digest"] == digest
-    assert entries["not-found"]["digest"] is None
+    assert entries["vllm"]["digest"] == entries["pause"]["digest"] == digest
+    assert all(entries[key]["digest"] == before[key].digest for key in before if key not in ("vllm", "pause"))
     with pytest.raises(KeyError, match="no-such-image"):
         record_digests(text, {"no-such-image": digest})
 
@@ -144,13 +145,15 @@ def _serve_every_catalog_image(platforms=(("linux", "amd64"), ("linux", "arm64")
 
 def test_images_resolve_write_records_new_digests_and_reports_moved_ones(registry, tmp_path, capsys):
     catalog = tmp_path / "images.yaml"
-    shutil.copy(DATA, catalog)
+    # the vLLM image unrecorded, every other one recorded at a digest its tag no longer points at
+    stale = "sha256:" + "f" * 64
+    catalog.write_text(record_digests(DATA.read_text(), {key: stale for key in catalog_images()}).replace(f"digest: {stale}", "digest: null", 1))
+    assert [key for key, image in load_images(catalog).items() if not image.pinned] == ["vllm"]
     bodies = _serve_every_catalog_image()
     assert images_command(resolve=True, write=True, as_json=True, resolver=_resolver_from(registry), catalog=catalog) == 0
     rows = {row["key"]: row for row in json.loads(capsys.readouterr().out)}
-    unresolved = [key for key, image in catalog_images().items() if not image.pinned]
-    assert unresolved and all(rows[key]["status"] == "new" for key in unresolved)
-    assert rows["pause"]["status"] == "moved"  # the fake's pause index is not the recorded one: reported, and recorded on --write
+    assert rows.pop("vllm")["status"] == "new"
+    assert rows and all(row["status"] == "moved" and row["digest"] == stale for row in rows.values())  # reported, and moved on --write
     recorded = load_images(catalog)
     for key, body in bodies.items():
         assert recorded[key].digest == "sha256:" + hashlib.sha256(body).hexdigest()

@@ -13,7 +13,9 @@ import yaml
 from upstream import crd_validation_errors, require_upstream
 
 from conftest import load_stack_file, program_run, stack_from
+from components.catalog.images import catalog_image
 from components.config.stack import ConfigError
+from components.releases import LLM_D_ROUTER_GATEWAY
 from components.routing.gateway import GATEWAY_NAME, NAMESPACE
 from components.routing.pools import EPP_EXT_PROC_PORT, EPP_VLLM_METRICS, MODEL_HEADER, epp_pod_labels, pool_name
 from components.serving.pod import VLLM_PORT
@@ -105,7 +107,9 @@ def test_each_pool_selects_exactly_its_models_pods(run, cfg):
         epp = values["router"]["epp"]
         assert epp["replicas"] == cfg.routing.endpoint_picker.replicas == 2  # prod: HA
         assert epp["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}  # not the chart's 8 CPU / 8 GiB
-        assert epp["image"]["tag"] == "v0.10.0"  # the tag at the chart's tree says `main`
+        # the release's picker, by digest (the chart's own default is tag `main`, pulled Always)
+        assert epp["image"]["tag"] == f"{LLM_D_ROUTER_GATEWAY.version}@{catalog_image('endpoint-picker').digest}"
+        assert epp["image"]["pullPolicy"] == "IfNotPresent" and epp["image"]["tag"].startswith("v0.10.0@sha256:")
         assert values["provider"]["name"] == ("gke" if cfg.cloud == "gcp" else "istio") and values["httpRoute"]["create"] is False
 
 
