@@ -146,6 +146,15 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("models without KEDA", lambda v: _addons(v)["keda"].update(enabled=False), "addons.keda.enabled", "must be true when models are set"),
     ("models without shared storage", lambda v: _addons(v)["efsCsi"].update(enabled=False), "addons.efsCsi.enabled", "must be true when models are set"),
     ("image of another vLLM", lambda v: _model(v).update(image="vllm/vllm-openai:v0.10.1"), "models[0].image", "tag v0.10.1 is not vLLM 0.33.x"),
+    # what containerd refuses as InvalidImageName on the GPU node, after it is billed
+    ("image with an upper-case path", lambda v: _model(v).update(image="VLLM/vllm-openai:v0.33.0"), "models[0].image", "is not an image reference"),
+    ("image with an empty tag", lambda v: _model(v).update(image="vllm/vllm-openai:"), "models[0].image", "is not an image reference"),
+    ("image with two colons", lambda v: _model(v).update(image="vllm/vllm-openai::v0.33.0"), "models[0].image", "is not an image reference"),
+    ("image tag past 128 characters", lambda v: _model(v).update(image="vllm/vllm-openai:" + "v" * 129), "models[0].image", "is not an image reference"),
+    ("image name past 255 characters", lambda v: _model(v).update(image="r.example.com/" + "a" * 250 + ":v0.33.0"), "models[0].image",
+     "registries take at most 255"),
+    ("image without a tag", lambda v: _model(v).update(image="vllm/vllm-openai"), "models[0].image", "no tag means latest, which moves"),
+    ("image at latest", lambda v: _model(v).update(image="docker.io/vllm/vllm-openai:latest"), "models[0].image", "latest, which moves"),
     ("/dev/shm as large as the pod", lambda v: _model(v).update(resources={"memory": "4Gi", "shmSize": "4Gi"}), "models[0].resources.shmSize",
      "must be less than the pod memory (4Gi)"),
     ("model that is neither id nor path", lambda v: _model(v).update(model="llama"), "models[0].model", "is not a Hugging Face id"),
@@ -511,3 +520,17 @@ def test_production_stacks_serve_pinned_weights(stack):
     config = yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text())["config"]
     assert config[f"{NS}:modelPolicy"]["requirePinnedRevisions"] is True
     assert all(len(m["revision"]) == 40 for m in config[f"{NS}:models"])
+
+
+@pytest.mark.parametrize("image", [
+    "vllm/vllm-openai:v0.33.0",
+    "docker.io/vllm/vllm-openai:v0.33.0-cu129",
+    "us-central1-docker.pkg.dev/my-project/docker-hub/vllm/vllm-openai:v0.33.0",
+    "registry.internal:5000/ml/vllm-openai:v0.33.0@sha256:" + "a" * 64,
+    "localhost:5000/vllm-openai:v0.33.0",
+    "vllm/vllm-openai@sha256:" + "b" * 64,  # a digest alone names the bytes: no tag needed
+])
+def test_image_references_containerd_accepts_are_accepted(image):
+    values = dev_config_values()
+    _model(values)["image"] = image
+    assert stack_from(values).validate().models[0].image == image

@@ -18,6 +18,7 @@ from ..admission.cron import cron_problem, timezone_problem
 from ..planner.memory_flags import memory_flags
 from ..vllm.flags import VLLM_IMAGE, VLLM_VERSION, extra_arg_problems
 from .errors import Problem, raise_problems
+from .images import IMAGE_REFERENCE, NAME_MAX, image_name, image_tag
 from .levers import WeightLoader
 from .types import DNS_LABEL, ConfigModel, GoDuration, GpuType, PositiveGoDuration, duration_seconds, formatted
 
@@ -51,7 +52,11 @@ CronExpression = Annotated[str, AfterValidator(_cron), Field(json_schema_extra={
 IanaTimezone = Annotated[str, AfterValidator(_timezone)]
 IngressPath = formatted(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*", "a URL path starting with /")
 ServedModelName = formatted(r"[A-Za-z0-9_./:-]+", "a model name clients send, such as qwen3-8b or Qwen/Qwen3-8B", max_length=128)
-ImageReference = formatted(r"[A-Za-z0-9_./:-]+(@sha256:[0-9a-f]{64})?", "an image reference such as vllm/vllm-openai:v0.33.0 or a mirror's name@sha256:<digest>")
+ImageReference = formatted(
+    IMAGE_REFERENCE,
+    "an image reference such as vllm/vllm-openai:v0.33.0 or a mirror's host/path:tag@sha256:<digest> "
+    "(lower-case path, a tag of at most 128 characters)",
+)
 QuantizationName = formatted(r"[a-z0-9_-]+", "a vLLM --quantization method such as fp8 or awq_marlin")
 Hostname = formatted(r"(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+", "a DNS host name")
 
@@ -263,7 +268,14 @@ class ModelConfig(ConfigModel):
         problems += [(("extraArgs", i), msg) for i, msg in memory_flags(self.extra_args)[1]]
         if self.architecture and not self.fit_check:
             problems.append((("architecture",), "unused with fitCheck: false (the planner reads it only for the check)"))
-        tag = self.image.split("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2]
+        tag = image_tag(self.image) or ""
+        if len(image_name(self.image)) > NAME_MAX:
+            problems.append((("image",), f"the name before the tag is {len(image_name(self.image))} characters; registries take at most {NAME_MAX}"))
+        if "@" not in self.image and tag in ("", "latest"):
+            problems.append(
+                (("image",), f"{'no tag means latest' if not tag else 'latest'}, which moves: name a release tag "
+                 f"(v{VLLM_VERSION}) or a digest, so every node runs the vLLM the flags are checked against")
+            )
         if re.fullmatch(r"v?[0-9]+\.[0-9]+(\.[0-9]+)?", tag) and not re.fullmatch(rf"v?{re.escape(VLLM_VERSION.rsplit('.', 1)[0])}(\.\d+)?", tag):
             problems.append(
                 (("image",), f"tag {tag} is not vLLM {VLLM_VERSION.rsplit('.', 1)[0]}.x; flags and metrics are checked against {VLLM_VERSION}")

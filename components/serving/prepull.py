@@ -24,9 +24,8 @@ from .pod import locked_down
 from .service import default_deny
 
 NAMESPACE = "llm-platform-images"
-# 300 kB: what the pod runs once the image is on the node. Pinned to the tag's multi-arch index, as
-# published (the same digest in many independent public manifests and Dockerfiles; not resolvable
-# from our build machine): a re-pushed tag cannot change what every GPU node runs.
+# 300 kB: what the pod runs once the image is on the node. By its multi-arch index digest (the
+# catalog, components/catalog/data/images.yaml): a re-pushed tag cannot change what every GPU node runs.
 PAUSE_IMAGE = catalog_image("pause").reference
 PREPULL_UID = 65532
 
