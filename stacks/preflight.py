@@ -33,6 +33,7 @@ from components.config.stack import ConfigError, StackConfig, parse_stack_config
 from components.serving.service import monitored_objects
 from components.serving.signals import prometheus_rule_config_key, scaled_object_config_key
 
+from .network_ranges import public_range_warnings
 from .system_pool import system_pool_findings
 
 # Grafana fills these in before a query reaches Prometheus; a representative value each.
@@ -137,6 +138,7 @@ def preflight(cfg: StackConfig) -> Preflight:
     problems, warnings = system_pool_findings(cfg)
     result.problems += [(format_key_path(key), f"the scheduler would leave pods Pending: {message}") for key, message in problems]
     result.warnings += [(format_key_path(key), message) for key, message in warnings]
+    result.warnings += [(format_key_path(key), message) for key, message in public_range_warnings(cfg)]
     for index, model in enumerate(cfg.models):  # refused fits are config errors already; these are doubts
         doubt = fit_warning(model)
         if doubt:

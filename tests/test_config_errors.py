@@ -534,3 +534,18 @@ def test_image_references_containerd_accepts_are_accepted(image):
     values = dev_config_values()
     _model(values)["image"] = image
     assert stack_from(values).validate().models[0].image == image
+
+
+def test_a_publicly_routable_network_range_is_a_warning_not_an_error():
+    """A typo such as 8.8.0.0/16 for 10.8.0.0/16 would hide those public hosts from the cluster,
+    but organisations may own public blocks: warned at preview, never refused."""
+    values = dev_config_values()
+    values[f"{NS}:cluster"]["network"]["vpcCidr"] = "8.8.0.0/16"
+    _, warnings = stack_from(values).check()
+    assert [key for key, message in warnings if "publicly routable" in message] == [f"{NS}:cluster.network.vpcCidr"]
+
+
+@pytest.mark.parametrize("stack", [p.name[7:-5] for p in sorted(PROJECT_DIR.glob("Pulumi.*.yaml"))])
+def test_the_stacks_use_private_ranges(stack):
+    _, warnings = load_stack_file(stack).check()
+    assert not [key for key, message in warnings if "publicly routable" in message]
