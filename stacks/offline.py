@@ -42,6 +42,9 @@ class RegisteredResource:
     ignore_changes: tuple[str, ...] = ()
     retain_on_delete: bool = False
     aliases: tuple[dict[str, Any], ...] = ()  # as sent: {"urn": ...} or {"spec": {"name", "type", "parentUrn", "noParent", ...}}
+    # input name -> URNs its value came from (Outputs of those resources): what makes Pulumi replace
+    # this resource when one of them is replaced delete-before-replace; `dependsOn` alone does not
+    property_dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,6 +110,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 ignore_changes=tuple(request.ignoreChanges),
                 retain_on_delete=bool(request.retainOnDelete),
                 aliases=tuple(json_format.MessageToDict(a) for a in request.aliases) + tuple({"urn": u} for u in request.aliasURNs),
+                property_dependencies={key: tuple(sorted(deps.urns)) for key, deps in request.propertyDependencies.items() if deps.urns},
             )
         )
         return response

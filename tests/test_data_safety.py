@@ -105,3 +105,20 @@ def test_changing_a_model_field_never_replaces_its_weight_volume(key):
     if key == "gpusPerReplica":  # TP 2 on the 4-GPU pool only
         model["gpuType"] = "l4"
     assert _weights(changed) == _weights(base), key
+
+
+def test_replacing_a_storage_class_never_replaces_a_claim(run):
+    """A StorageClass is immutable, so a changed reclaim policy (turning `cluster.protect` on)
+    replaces it, delete before replace (its name is fixed). Pulumi replaces the dependents of such a
+    replace only through property dependencies (the engine's calculateDependentReplacements), so
+    the claims name their class as a literal and only wait for it: the claims, and the weights and
+    series on their volumes, stay."""
+    assert any(r.property_dependencies for r in run.resources)  # recorded at all
+    classes = {r.urn for r in run.of_type("kubernetes:storage.k8s.io/v1:StorageClass")}
+    claims = run.of_type("kubernetes:core/v1:PersistentVolumeClaim")
+    assert classes and claims, run.stack
+    for claim in claims:
+        from_outputs = {urn for urns in claim.property_dependencies.values() for urn in urns}
+        assert not from_outputs & classes, claim.urn
+        assert claim.inputs["spec"]["storageClassName"] in {r.inputs["metadata"]["name"] for r in run.of_type("kubernetes:storage.k8s.io/v1:StorageClass")}
+        assert set(claim.dependencies) & classes, claim.urn  # still created after its class
