@@ -19,7 +19,13 @@ from components.config.cost import stack_cost
 from components.routing.layer import Routing, RoutingArgs
 from components.serving.models import ModelServices, model_platform
 
+from .config_keys import foreign_key_warnings
 from .preflight import checked_stack_config
+
+
+def _engine_config() -> dict[str, Any]:
+    """Every config key the engine handed this program (any namespace), values as passed."""
+    return {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
 
 
 def _namespace_config() -> tuple[dict[str, Any], set[str]]:
@@ -31,7 +37,7 @@ def _namespace_config() -> tuple[dict[str, Any], set[str]]:
     `set_all_config`; the mocks do the same, so both paths read identical maps. Returns the values
     and the keys the engine marks secret.
     """
-    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    merged = _engine_config()
     env_secret_keys = set(runtime_config.get_config_secret_keys_env())
     prefix = f"{CONFIG_NAMESPACE}:"
     raw: dict[str, Any] = {}
@@ -53,7 +59,7 @@ def load_stack_config() -> StackConfig:
     raw, secret_keys = _namespace_config()
     stack_file = f"Pulumi.{pulumi.get_stack()}.yaml"
     cfg, warnings = checked_stack_config(raw, stack_file, secret_keys)
-    for key, message in warnings:
+    for key, message in foreign_key_warnings(_engine_config()) + warnings:
         pulumi.log.warn(f"{stack_file}: {key}: {message}")
     return cfg
 

@@ -19,6 +19,8 @@ from components.config.errors import format_key_path
 from components.config.stack import CONFIG_NAMESPACE, StackConfig
 
 from . import PROJECT_DIR
+from .go_yaml import GoYamlLoader, literal_text
+from .config_keys import ConfigKeyError, foreign_key_warnings, normalised_config
 from .preflight import checked_stack_config
 
 SECRET_PLACEHOLDER = "offline-placeholder-secret"
@@ -72,35 +74,83 @@ class StackFile:
         secret = {k[len(prefix):] for k in self.secret_keys if k.startswith(prefix)}
         # an encrypted value (`{secure: …}`) is validated as the string the engine would decrypt
         values = {k: SECRET_PLACEHOLDER if k in secret else v for k, v in self.namespace_values().items()}
-        return checked_stack_config(values, self.file_name, secret)
+        cfg, warnings = checked_stack_config(values, self.file_name, secret)
+        return cfg, foreign_key_warnings(self.values) + warnings
 
     def validate(self) -> StackConfig:
         return self.check()[0]
 
 
-def duplicate_keys(text: str) -> list[tuple[str, str]]:
+def duplicate_keys(root: yaml.Node) -> list[tuple[str, str]]:
     """(key path, why) for every key given twice in one map. PyYAML keeps the last of two equal
     keys; the Pulumi CLI refuses the file (Go's yaml.v3: "mapping key already defined"), so a
-    second `maxSize:` silently winning offline would plan what `pulumi up` never runs."""
-    found: list[tuple[str, str]] = []
-
-    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+    second `maxSize:` silently winning offline would plan what `pulumi up` never runs. Each node
+    is read once, at its anchor: an alias repeats what was already checked."""
+    found: list[tuple[int, str, str]] = []
+    seen_nodes: set[int] = set()
+    pending: list[tuple[yaml.Node, tuple[str | int, ...]]] = [(root, ())]
+    while pending:
+        node, path = pending.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
         if isinstance(node, yaml.MappingNode):
-            seen: dict[str, int] = {}
+            lines: dict[str, int] = {}
             for key_node, value_node in node.value:
                 key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
                 line = key_node.start_mark.line + 1
-                if key is not None and key in seen:
-                    found.append((_shown_path(path + (key,)), f"given twice in one map (lines {seen[key]} and {line}); YAML would keep only the last"))
+                if key is not None and key in lines:
+                    found.append((line, _shown_path(path + (key,)), f"given twice in one map (lines {lines[key]} and {line}); YAML would keep only the last"))
                 if key is not None:
-                    seen.setdefault(key, line)
-                walk(value_node, path + ((key,) if key is not None else ()))
+                    lines.setdefault(key, line)
+                pending.append((value_node, path + ((key,) if key is not None else ())))
         elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, path + (i,))
+            pending.extend((item, path + (i,)) for i, item in enumerate(node.value))
+    return [(key, why) for _, key, why in sorted(found)]
 
-    walk(yaml.compose(text, Loader=yaml.SafeLoader), ())
-    return found
+
+# go-yaml v3's bound on alias expansion (decode.go, allowedAliasRatio), which the Pulumi CLI
+# reads stack files with: past 1000 decoded nodes and 100 from aliases, at most 99% of them may
+# come from aliases up to 400,000 decodes, falling to 10% at 4,000,000.
+_ALIAS_RATIO_LOW, _ALIAS_RATIO_HIGH = 400_000, 4_000_000
+
+
+def _allowed_alias_ratio(decoded: int) -> float:
+    if decoded <= _ALIAS_RATIO_LOW:
+        return 0.99
+    if decoded >= _ALIAS_RATIO_HIGH:
+        return 0.10
+    return 0.99 - 0.89 * (decoded - _ALIAS_RATIO_LOW) / (_ALIAS_RATIO_HIGH - _ALIAS_RATIO_LOW)
+
+
+def alias_refusal(root: yaml.Node) -> str | None:
+    """Why the Pulumi CLI would refuse this document's aliases, if it would: an anchor whose value
+    holds itself ("anchor value contains itself"), or aliases that expand into most of what is
+    decoded ("document contains excessive aliasing": the billion laughs). PyYAML accepts both
+    and would hand the program a cycle, or build a value of a billion strings."""
+    decoded = from_aliases = 0
+    defined: set[int] = set()
+    open_nodes: set[int] = set()
+    pending: list[tuple[yaml.Node, bool, bool]] = [(root, False, False)]  # node, in an alias, leaving
+    while pending:
+        node, in_alias, leaving = pending.pop()
+        if leaving:
+            open_nodes.discard(id(node))
+            continue
+        if id(node) in open_nodes:
+            return "an anchor's value holds an alias of itself; the Pulumi CLI refuses the file (anchor value contains itself)"
+        in_alias = in_alias or id(node) in defined  # a node seen before is reached again through an alias
+        defined.add(id(node))
+        decoded += 1
+        from_aliases += in_alias
+        if from_aliases > 100 and decoded > 1000 and from_aliases / decoded > _allowed_alias_ratio(decoded):
+            return "its aliases expand to most of what it holds; the Pulumi CLI refuses the file (document contains excessive aliasing)"
+        children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value if isinstance(node, yaml.SequenceNode) else []
+        if children:
+            open_nodes.add(id(node))
+            pending.append((node, in_alias, True))
+            pending.extend((child, in_alias, False) for child in reversed(children))
+    return None
 
 
 def _shown_path(path: tuple[str | int, ...]) -> str:
@@ -125,19 +175,63 @@ def load_stack_file(stack: str, project_dir: Path = PROJECT_DIR) -> StackFile:
             f"{path.name}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): Pulumi reads stack files as UTF-8; save it so"
         ) from None
     try:
-        duplicates = duplicate_keys(text)
-        document = yaml.safe_load(text) or {}
+        root = yaml.compose(text, Loader=GoYamlLoader)
+        refusal = alias_refusal(root) if root is not None else None
+        if refusal:
+            raise StackFileError(f"{path.name}: {refusal}")
+        duplicates = duplicate_keys(root) if root is not None else []
+        document = yaml.load(text, Loader=GoYamlLoader) or {}  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise StackFileError(f"{path.name}: not valid YAML: {exc}") from None
+    except (ValueError, OverflowError) as exc:  # a tagged value its type cannot hold: `!!int foo`, `!!timestamp 2001-13-45`
+        raise StackFileError(f"{path.name}: not valid YAML: a value its tag cannot hold ({exc})") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise StackFileError(f"{path.name}: nested too deeply to read (hundreds of levels of lists or maps): no stack config is") from None
     if duplicates:
         raise StackFileError("\n".join(f"{path.name}: {key}: {why}" for key, why in duplicates))
     config = document.get("config", {}) if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise StackFileError(f"{path.name}: expected a top-level `config:` map")
+    config.update(_top_level_text(root))
+    try:
+        config = normalised_config(config)
+    except ConfigKeyError as exc:
+        raise StackFileError(f"{path.name}: config: {exc}") from None
     return stack_file_from_values(stack, config, path)
+
+
+def _top_level_text(root: yaml.Node) -> dict[str, str]:
+    """Each `config:` key whose value is a plain scalar, as the text written: the CLI reads a key's
+    value into a string first, so `llm-platform:cloud: 0x10` reaches the program as "0x10"."""
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    config = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "config"), None)
+    if not isinstance(config, yaml.MappingNode):
+        return {}
+    return {k.value: text for k, v in config.value if isinstance(k, yaml.ScalarNode) and (text := literal_text(v)) is not None}
+
+
+def _is_secure(value: Any) -> bool:
+    """`{secure: <ciphertext>}`: what `pulumi config set --secret` writes (the CLI's isSecureValue)."""
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("secure"), str)
+
+
+def _holds_secure(value: Any) -> bool:
+    """A secure value anywhere inside: the engine then marks the whole key secret. (A loop, not
+    recursion: a portal request may nest a thousand lists deep.)"""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if _is_secure(item):
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def stack_file_from_values(stack: str, config: dict[str, Any], path: Path | None = None) -> StackFile:
     """A stack from an in-memory config map (tests, benchmarks, the portal's requests)."""
-    secret_keys = frozenset(k for k, v in config.items() if isinstance(v, dict) and set(v) == {"secure"})
+    secret_keys = frozenset(k for k, v in config.items() if _holds_secure(v))
     return StackFile(stack, path or PROJECT_DIR / f"Pulumi.{stack}.yaml", dict(config), secret_keys)

@@ -238,6 +238,45 @@ def test_malformed_bodies_are_422_with_pointers(service):
     assert client.post("/v1/environments/not a stack!/preview", headers=AUTH, json={"config": {}}).status_code in (404, 422)
 
 
+def test_bodies_python_would_misread_are_refused_in_the_apis_shape(service):
+    """A key given twice (json keeps the last), nesting deep enough to break a recursive reader,
+    bytes that are not JSON, a route that does not exist: each answers {"error": ...}, never a 500."""
+    client = service()
+    json_headers = {**AUTH, "Content-Type": "application/json"}
+    twice = '{"config": {"cloud": "aws", "systemPool": {"minSize": 1, "maxSize": 3, "maxSize": 300}}}'
+    response = client.post("/v1/validate", headers=json_headers, content=twice)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["errors"] == [
+        {"pointer": "/config/systemPool/maxSize", "key": "llm-platform:systemPool.maxSize", "message": "given twice in one object; JSON would keep only the last", "text": "/config/systemPool/maxSize: given twice in one object; JSON would keep only the last"}
+    ]
+    config = dev_config()
+    for depth, status in ((900, 422), (100_000, 400)):  # a config error at its key; beyond json's own limit, unreadable
+        body = json.dumps({"config": {**config, "tags": "DEEP"}}).replace('"DEEP"', "[" * depth + "]" * depth)
+        response = client.post("/v1/validate", headers=json_headers, content=body)
+        assert response.status_code == status, (depth, response.text[:300])
+        error = response.json()["error"]
+        assert error["kind"] == "invalid"
+        if status == 422:
+            assert [e["pointer"] for e in error["errors"]] == ["/config/tags"]
+    for raw in (b"\xff\xfe{", b'{"config": '):
+        response = client.post("/v1/validate", headers=json_headers, content=raw)
+        assert response.status_code in (400, 422) and "error" in response.json(), response.text
+    huge = json.dumps({"config": {**config, "tags": {f"k{i}": "v" * 100 for i in range(20_000)}}})
+    response = client.post("/v1/validate", headers=json_headers, content=huge)
+    assert response.status_code == 413 and response.json()["error"]["kind"] == "too-large"
+    missing = client.get("/v1/no-such-route", headers=AUTH)
+    assert missing.status_code == 404 and missing.json()["error"]["kind"] == "not-found"
+
+
+def test_only_credentials_may_be_sent_as_secrets(service):
+    config = dev_config()
+    region = config.pop("region")
+    response = service().post("/v1/validate", headers=AUTH, json={"config": config, "secrets": {"region": region}})
+    assert response.status_code == 422
+    (problem,) = response.json()["error"]["errors"]
+    assert problem["pointer"] == "/secrets/region" and "not a credential (only hfToken is)" in problem["message"]
+
+
 def test_repository_stacks_are_not_the_portals(service):
     response = service().post("/v1/environments/prod/up", headers=AUTH, json={"config": dev_config()})
     assert response.status_code == 409 and response.json()["error"]["kind"] == "repository-stack"

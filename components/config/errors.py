@@ -8,6 +8,7 @@ typo, and carries several cross-field problems out of one validator (`raise_prob
 from __future__ import annotations
 
 import difflib
+import reprlib
 import re
 from typing import Any
 
@@ -56,13 +57,18 @@ def _field_names(model: type[BaseModel]) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxtuple, _BRIEF.maxdict, _BRIEF.maxset = 4, 12, 12, 8, 12
+_BRIEF.maxstring = _BRIEF.maxother = _BRIEF.maxlong = 100
+
+
 def _shown(value: Any) -> str:
     """A value as the stack file writes it: null, true, 'text', [..]; long values cut short."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = repr(value)
+    text = _BRIEF.repr(value)  # bounded: a value may be a list of a million items
     return text if len(text) <= 80 else text[:77] + "…"
 
 
@@ -71,6 +77,7 @@ _PLAIN = {
     "int_type": "must be a whole number",
     "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number",
+    "int_parsing_size": "must be a whole number of a sensible size",
     "float_type": "must be a number",
     "float_parsing": "must be a number",
     "finite_number": "must be a finite number",
@@ -80,6 +87,7 @@ _PLAIN = {
     "dict_type": "must be a map of keys to values",
     "string_type": "must be text",
     "string_unicode": "must be text",
+    "invalid_key": "keys must be text (quote a key YAML reads as a number, true or null)",
 }
 
 

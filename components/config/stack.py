@@ -62,6 +62,7 @@ __all__ = ["CONFIG_NAMESPACE", "ConfigError", "StackConfig", "parse_stack_config
 
 ClusterName = formatted(DNS_LABEL, "a cluster name: a lowercase DNS label of 2 to 40 characters, such as llm-prod", min_length=2, max_length=40)
 Cloud = Literal["aws", "gcp", "azure"]
+MAX_LIST = 50  # GPU pools or models in one stack
 COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 # One pattern per cloud, checked in StackConfig once the cloud is known.
 REGION_PATTERNS = {
@@ -399,9 +400,11 @@ class StackConfig(ConfigModel):
     azure: AzureConfig | None = Field(None, description="AKS stacks: resource group, zones, network, Azure Files (only with cloud: azure).")
     cluster: ClusterConfig = Field(description="The Kubernetes cluster and its network.")
     system_pool: SystemPoolConfig = Field(SystemPoolConfig(), description="CPU nodes for controllers.")
-    gpu_pools: list[GpuPoolConfig] = Field(min_length=1, description="Tainted GPU node groups.")
+    # bounds on the lists: more is a generated or pasted mistake (EKS's default quota is 30 managed
+    # node groups per cluster), and a bound keeps validating one request cheap
+    gpu_pools: list[GpuPoolConfig] = Field(min_length=1, max_length=MAX_LIST, description="Tainted GPU node groups.")
     addons: AddonsConfig = AddonsConfig()
-    models: list[ModelConfig] = Field(default_factory=list, description="vLLM model services, one VllmModelService each.")
+    models: list[ModelConfig] = Field(default_factory=list, max_length=MAX_LIST, description="vLLM model services, one VllmModelService each.")
     model_policy: ModelPolicy = Field(ModelPolicy(), description="Stack-wide rules for model services.")
     routing: RoutingConfig = Field(RoutingConfig(), description="One OpenAI endpoint for every model: Gateway API routing by model name.")
     scale_out: ScaleOutConfig = Field(ScaleOutConfig(), description="Levers on how fast a model gets one more replica (see the models output's scaleOut).")
@@ -843,8 +846,17 @@ def parse_stack_config(raw: Mapping[str, Any], stack_file: str, secret_keys: Ite
 
     Raises ConfigError listing every problem, each as `<stack file>: llm-platform:<key path>: why`.
     """
-    plain = sorted(k for k in SECRET_KEYS if k in raw and k not in set(secret_keys))
+    secret = set(secret_keys)
+    plain = sorted(k for k in SECRET_KEYS if k in raw and k not in secret)
     problems = [(format_key_path((k,)), "a credential: store it with `pulumi config set --secret`") for k in plain]
+    known = {field.alias or name for name, field in StackConfig.model_fields.items()}
+    encrypted = sorted(k for k in secret & known - SECRET_KEYS if k in raw)
+    if encrypted:  # offline such a value is a placeholder, so what follows from it would mislead: stop here
+        why = (
+            f"stored encrypted, but it is not a credential (only {', '.join(sorted(SECRET_KEYS))} is): the program uses it "
+            "in plain text, in resource names, outputs and logs; set it without --secret"
+        )
+        raise ConfigError(stack_file, problems + [(format_key_path((k,)), why) for k in encrypted])
     try:
         config = StackConfig.model_validate(dict(raw))
     except ValidationError as exc:

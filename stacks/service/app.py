@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from components.config.stack import stack_config_json_schema
 from stacks import PROJECT_DIR
@@ -26,6 +27,7 @@ from stacks.automation.environment import Environment
 from stacks.automation.request import STACK_NAME_PATTERN, EnvironmentRequest, FieldError, RequestInvalid, json_pointer, validate_request
 from stacks.automation.results import FailureKind, OperationFailed
 
+from .json_body import MAX_BODY_BYTES, repeated_keys
 from .manager import OperationManager, ServiceSettings, StackBusy
 from .store import TERMINAL_STATES, Store
 
@@ -133,6 +135,41 @@ def create_app(settings: ServiceSettings, token: str) -> FastAPI:
         errors = [FieldError(_validation_pointer(tuple(e["loc"])), ".".join(map(str, e["loc"])), e["msg"], f"{_validation_pointer(tuple(e['loc']))}: {e['msg']}") for e in exc.errors()]
         return error(422, "invalid", "the request is not valid", errors=errors)
 
+    too_large = f"the request body is larger than {MAX_BODY_BYTES // 1024} KiB; a stack's config is a few KiB"
+
+    @app.middleware("http")
+    async def bounded_body(request: Request, call_next: Any) -> Any:
+        """Refused before it is read, where the client says its size (FastAPI reads a body whole)."""
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return error(413, "too-large", too_large)
+        return await call_next(request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """FastAPI's own refusals in this API's error shape: an unreadable body (400), no such route."""
+        if exc.status_code == 400:
+            message = "the request body is not JSON this service can read: malformed, not UTF-8, or nested too deeply"
+            return error(400, "invalid", message)
+        kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(exc.status_code, "http-error")
+        return error(exc.status_code, kind, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    class RepeatedKeys(Exception):
+        def __init__(self, errors: list[FieldError]):
+            self.errors = errors
+
+    @app.exception_handler(RepeatedKeys)
+    async def repeated(_: Request, exc: RepeatedKeys) -> JSONResponse:
+        return error(422, "invalid", "the request is not valid", errors=exc.errors)
+
+    async def keys_given_once(request: Request) -> None:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:  # sent without a length (chunked)
+            raise StarletteHTTPException(413, too_large)
+        found = repeated_keys(body)
+        if found:
+            raise RepeatedKeys(found)
+
     class Unauthorized(Exception):
         pass
 
@@ -145,6 +182,7 @@ def create_app(settings: ServiceSettings, token: str) -> FastAPI:
             raise Unauthorized()
 
     auth = [Depends(authorized)]
+    with_body = [*auth, Depends(keys_given_once)]
     errors_doc: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
 
     @app.get("/healthz", include_in_schema=True)
@@ -156,7 +194,7 @@ def create_app(settings: ServiceSettings, token: str) -> FastAPI:
         """The JSON Schema of a request's `config` (the stack's `llm-platform:` keys without the prefix)."""
         return stack_config_json_schema()
 
-    @app.post("/v1/validate", dependencies=auth, response_model=ValidateResponse, responses=errors_doc)
+    @app.post("/v1/validate", dependencies=with_body, response_model=ValidateResponse, responses=errors_doc)
     def validate(body: ValidateRequest) -> Any:
         """Offline: the config models, the preflight of what the operators would refuse, and the
         program under the offline runner (each model's predicted capacity, the cost estimate)."""
@@ -189,12 +227,12 @@ def create_app(settings: ServiceSettings, token: str) -> FastAPI:
 
     accepted: dict[int | str, dict[str, Any]] = {202: {"model": OperationResponse}, 409: {"model": ErrorResponse}, **errors_doc}
 
-    @app.post("/v1/environments/{name}/preview", dependencies=auth, status_code=202, response_model=OperationResponse, responses=accepted)
+    @app.post("/v1/environments/{name}/preview", dependencies=with_body, status_code=202, response_model=OperationResponse, responses=accepted)
     def preview(name: StackName, body: EnvironmentRequest) -> Any:
         """Write the request's config to the stack (created if new), then `pulumi preview`."""
         return start(name, "preview", body)
 
-    @app.post("/v1/environments/{name}/up", dependencies=auth, status_code=202, response_model=OperationResponse, responses=accepted)
+    @app.post("/v1/environments/{name}/up", dependencies=with_body, status_code=202, response_model=OperationResponse, responses=accepted)
     def up(name: StackName, body: EnvironmentRequest) -> Any:
         """Write the request's config to the stack (created if new), then `pulumi up`."""
         return start(name, "up", body)
