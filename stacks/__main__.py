@@ -25,6 +25,7 @@ from .offline import run_program
 from .policy_cli import run_policy
 from .service.serve import add_serve_parser, serve
 from .plan import render_text, write_error_json, write_json, write_render
+from .plan_files import PlanFileError
 from .stack_files import StackFileError, UnknownStackError, load_stack_file
 from .urns import render_snapshot, snapshot_path
 
@@ -164,8 +165,11 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 sys.stdout.write(config_reference_markdown())
             return EXIT_OK
-    except (ConfigError, UnknownStackError, StackFileError, FitInputError) as exc:
+    except (ConfigError, UnknownStackError, StackFileError, FitInputError, PlanFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:  # a path given on the command line: --json into a directory, --render under /proc
+        print(f"error: {exc.filename or exc.filename2 or 'a file'}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return EXIT_FAILED
 

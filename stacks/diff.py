@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .plan_files import read_plan
+
 # (type token, input path prefix) -> why the cloud replaces the resource when it changes.
 FORCE_NEW: dict[tuple[str, str], str] = {
     # terraform-provider-aws internal/service/eks/node_group.go: ForceNew attributes (pulumi-aws bridges them)
@@ -176,7 +178,7 @@ def diff_documents(base: dict[str, Any] | None, head: dict[str, Any] | None, sta
 
 
 def load_document(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_plan(path) if path.exists() else None
 
 
 def diff_paths(base: Path, head: Path) -> list[StackDiff]:

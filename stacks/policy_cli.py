@@ -4,12 +4,13 @@ cloud). Exit 1 on a mandatory violation; advisory ones are printed and pass."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from policy.rules import Resource, Violation, check
+
+from .plan_files import PlanFileError, read_json_file, read_plan
 
 
 def plan_resources(document: Mapping[str, Any]) -> list[Resource]:
@@ -26,10 +27,12 @@ def plan_files(path: Path) -> list[Path]:
 
 
 def run_policy(path: Path, config_path: Path | None) -> tuple[int, str]:
-    config = json.loads(config_path.read_text()) if config_path else {}
+    config = read_json_file(config_path, "a policy config") if config_path else {}
+    if not isinstance(config, dict) or not all(isinstance(v, dict) for v in config.values()):
+        raise PlanFileError(f"{config_path}: not a policy config: an object of rule name to its settings")
     lines, mandatory = [], 0
     for plan in plan_files(path):
-        document = json.loads(plan.read_text())
+        document = read_plan(plan)
         if document.get("errors"):
             lines.append(f"{plan.name}: skipped, its config is invalid")
             continue

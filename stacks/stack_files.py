@@ -9,6 +9,7 @@ placeholder stands in, still marked secret).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from .config_keys import ConfigKeyError, foreign_key_warnings, normalised_config
 from .preflight import checked_stack_config
 
 SECRET_PLACEHOLDER = "offline-placeholder-secret"
+STACK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"  # Pulumi's stack name rule, 100 characters at most
 
 
 class UnknownStackError(Exception):
@@ -31,7 +33,13 @@ class UnknownStackError(Exception):
         self.stack = stack
         self.available = available
         listed = ", ".join(available) if available else "none"
-        super().__init__(f"no stack named {stack!r}: Pulumi.{stack}.yaml does not exist (available stacks: {listed})")
+        if re.fullmatch(STACK_NAME_PATTERN, stack):
+            super().__init__(f"no stack named {stack!r}: Pulumi.{stack}.yaml does not exist (available stacks: {listed})")
+        else:
+            shown = repr(stack) if len(stack) <= 60 else repr(stack[:57]) + "…"
+            super().__init__(
+                f"{shown} is not a stack name: Pulumi's are letters, digits, '-', '_' and '.', at most 100 characters (available stacks: {listed})"
+            )
 
 
 class StackFileError(Exception):
@@ -166,7 +174,7 @@ def available_stacks(project_dir: Path = PROJECT_DIR) -> list[str]:
 
 def load_stack_file(stack: str, project_dir: Path = PROJECT_DIR) -> StackFile:
     path = project_dir / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
+    if not re.fullmatch(STACK_NAME_PATTERN, stack) or not path.is_file():  # the name first: no path from `../x`
         raise UnknownStackError(stack, available_stacks(project_dir))
     try:
         text = path.read_bytes().decode("utf-8")

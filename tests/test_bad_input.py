@@ -134,3 +134,56 @@ def test_other_bad_command_lines_exit_2_without_a_traceback(argv):
     code, out, err = _cli(argv)
     assert code == 2, (argv, out, err)
     assert "error" in err and "Traceback" not in err
+
+
+_FILES = {
+    "not-json.json": b"{not json",
+    "a-list.json": b"[1, 2]",
+    "deep.json": b"[" * 100_000 + b"]" * 100_000,
+    "latin-1.json": '{"stack": "caf\xe9"}'.encode("latin-1"),
+    "no-stack.json": b'{"resources": []}',
+    "bad-resource.json": b'{"stack": "dev", "resources": [{"urn": 1}]}',
+    "bad-errors.json": b'{"stack": "dev", "errors": [1]}',
+}
+
+
+@pytest.mark.parametrize("name", sorted(_FILES))
+def test_a_file_that_is_not_a_plan_is_one_error_naming_it(tmp_path, name):
+    """`diff` and `policy` read what an earlier job step wrote: a truncated or foreign file is one
+    line naming it, for each command and as a policy config too."""
+    path = tmp_path / name
+    path.write_bytes(_FILES[name])
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "x.json").write_text('{"stack": "x", "resources": []}')
+    for argv in (["diff", str(path), str(path)], ["policy", str(path)], ["policy", str(good), "--config", str(path)]):
+        code, out, err = _cli(argv)
+        assert code == 2, (argv, out, err)
+        (line,) = err.strip().splitlines()
+        assert line.startswith(f"error: {path}: "), (argv, line)
+
+
+@pytest.mark.parametrize("stack", ["../Pulumi.dev", "", "a" * 5000, "d\u00e9v", "dev/../dev", "dev:x"])
+def test_a_name_that_is_no_stack_name_is_refused_before_any_path_is_built(stack):
+    for command in ("plan", "validate", "urns"):
+        code, out, err = _cli([command, stack])
+        assert code == 2 and out == "", (command, stack, err)
+        (line,) = err.strip().splitlines()
+        assert "is not a stack name" in line and "available stacks: dev" in line and len(line) < 300, line
+
+
+def test_an_output_path_that_cannot_be_written_is_one_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for argv in (["plan", "dev", "--quiet", "--json", str(tmp_path)], ["plan", "dev", "--quiet", "--render", str(blocker)],
+                 ["config-reference", "--write", str(tmp_path / "missing" / "x.md")]):
+        code, _, err = _cli(argv)
+        assert code == 2, (argv, err)
+        assert err.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in err, err
+
+
+def test_an_architecture_file_nested_past_json_is_one_error(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    code, out, err = _cli(["fit", "--gpu", "l4", "--architecture", str(path)])
+    assert code == 2 and out == "" and err.strip().startswith(f"error: {path}: "), err

@@ -304,11 +304,15 @@ def architecture_from_file(path: str | Path) -> ModelArchitecture:
     if path.is_dir():
         path = path / "config.json"
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(path.read_bytes().decode("utf-8"))
     except OSError as err:
         raise ArchitectureError(f"{path}: cannot read ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ArchitectureError(f"{path}: not UTF-8 text, so not a config.json") from None
     except json.JSONDecodeError as err:
         raise ArchitectureError(f"{path}: not JSON ({err.msg} at line {err.lineno})") from None
+    except (RecursionError, ValueError):  # nesting past json's limit; an integer past Python's digit limit
+        raise ArchitectureError(f"{path}: not a config.json Hugging Face would write (nested too deeply, or a number too long)") from None
     if not isinstance(config, dict):
         raise ArchitectureError(f"{path}: not a config.json object")
     return architecture_from_config(config, name=str(config.get("_name_or_path") or path.parent.name or path.name), source=str(path))

@@ -23,7 +23,6 @@ from components.config.errors import CONFIG_NAMESPACE, ConfigError
 from stacks.offline import run_program
 from stacks.stack_files import SECRET_PLACEHOLDER, StackFile, stack_file_from_values
 
-STACK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"  # Pulumi's stack name rule, 100 characters at most
 
 # The offline runner sets Pulumi's process-wide mocks and config, and the SDK needs an event loop in
 # its thread: one thread of its own runs the program, one run at a time, whoever calls (an HTTP

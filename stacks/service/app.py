@@ -24,8 +24,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from components.config.stack import stack_config_json_schema
 from stacks import PROJECT_DIR
 from stacks.automation.environment import Environment
-from stacks.automation.request import STACK_NAME_PATTERN, EnvironmentRequest, FieldError, RequestInvalid, json_pointer, validate_request
+from stacks.automation.request import EnvironmentRequest, FieldError, RequestInvalid, json_pointer, validate_request
 from stacks.automation.results import FailureKind, OperationFailed
+from stacks.stack_files import STACK_NAME_PATTERN
 
 from .json_body import MAX_BODY_BYTES, repeated_keys
 from .manager import OperationManager, ServiceSettings, StackBusy
