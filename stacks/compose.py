@@ -28,6 +28,18 @@ def _engine_config() -> dict[str, Any]:
     return {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
 
 
+def _structured(value: Any) -> Any:
+    """The engine passes structured YAML values as JSON text, and text as itself: a quoted
+    `"[oops"` is text that merely starts like JSON, so it stays text (and the config says why it
+    is wrong). Nesting past json's recursion limit stays text too, refused at its key."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+    return value
+
+
 def _namespace_config() -> tuple[dict[str, Any], set[str]]:
     """Every `llm-platform:*` key the engine handed this program, structured values decoded.
 
@@ -45,9 +57,7 @@ def _namespace_config() -> tuple[dict[str, Any], set[str]]:
     for key, value in merged.items():
         if not key.startswith(prefix):
             continue
-        if isinstance(value, str) and value[:1] in "[{":
-            value = json.loads(value)  # the engine passes structured YAML values as JSON text
-        raw[key[len(prefix):]] = value
+        raw[key[len(prefix):]] = _structured(value)
         if runtime_config.is_config_secret(key) or key in env_secret_keys:
             secret.add(key[len(prefix):])
     return raw, secret

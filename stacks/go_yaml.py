@@ -103,7 +103,21 @@ def _construct_pairs(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> list[A
     return [loader.construct_object(item, deep=True) for item in node.value]  # go-yaml: a list of maps
 
 
+def _construct_binary(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    """go-yaml decodes `!!binary` into a Go string of those bytes (JSON then carries it as text)."""
+    return loader.construct_yaml_binary(node).decode("utf-8", errors="replace")
+
+
+def _construct_timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    """An explicit `!!timestamp`: checked as PyYAML checks it (a bad date is an error), kept as the
+    text written, a value the config reads as text (go-yaml's time.Time reaches JSON as text too)."""
+    loader.construct_yaml_timestamp(node)
+    return str(node.value)
+
+
 GoYamlLoader.add_constructor(GO_PLAIN_TAG, _construct_plain)
+GoYamlLoader.add_constructor("tag:yaml.org,2002:binary", _construct_binary)
+GoYamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 GoYamlLoader.add_constructor("tag:yaml.org,2002:set", _construct_set)
 GoYamlLoader.add_constructor("tag:yaml.org,2002:omap", _construct_pairs)
 GoYamlLoader.add_constructor("tag:yaml.org,2002:pairs", _construct_pairs)

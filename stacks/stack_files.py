@@ -190,7 +190,7 @@ def load_stack_file(stack: str, project_dir: Path = PROJECT_DIR) -> StackFile:
         duplicates = duplicate_keys(root) if root is not None else []
         document = yaml.load(text, Loader=GoYamlLoader) or {}  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
-        raise StackFileError(f"{path.name}: not valid YAML: {exc}") from None
+        raise StackFileError(f"{path.name}: {_yaml_problem(exc)}") from None
     except (ValueError, OverflowError) as exc:  # a tagged value its type cannot hold: `!!int foo`, `!!timestamp 2001-13-45`
         raise StackFileError(f"{path.name}: not valid YAML: a value its tag cannot hold ({exc})") from None
     except RecursionError:  # PyYAML composes nested collections recursively
@@ -206,6 +206,15 @@ def load_stack_file(stack: str, project_dir: Path = PROJECT_DIR) -> StackFile:
     except ConfigKeyError as exc:
         raise StackFileError(f"{path.name}: config: {exc}") from None
     return stack_file_from_values(stack, config, path)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error on one line, where it is: its own text quotes the line and points at it."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}not valid YAML: {problem}" + (f" ({' '.join(str(context).split())})" if context else "")
 
 
 def _top_level_text(root: yaml.Node) -> dict[str, str]:

@@ -73,15 +73,16 @@ def _laughs(levels: int, fanout: int) -> str:
         (DEV.replace("  llm-platform:region: us-west-2", "  llm-platform:region:west: us-west-2"), "is not a config key"),
         (DEV.replace("name: llm-dev", "name: !!int llm"), "a value its tag cannot hold"),
         (DEV.replace("name: llm-dev", "name: !!timestamp 2001-13-45"), "a value its tag cannot hold"),
-        (DEV.replace("name: llm-dev", "name: !!python/object/apply:os.system ['true']"), "not valid YAML"),
+        (DEV.replace("name: llm-dev", "name: !!python/object/apply:os.system ['true']"), "line 10, column 11: not valid YAML: could not determine a constructor"),
+        (DEV.replace("    name: llm-dev", "\tname: llm-dev"), "line 10, column 1: not valid YAML: found character '\\t' that cannot start any token"),
     ],
-    ids=["deep", "laughs", "billion-laughs", "cycle", "no-namespace", "two-colons", "bad-int-tag", "bad-timestamp", "python-tag"],
+    ids=["deep", "laughs", "billion-laughs", "cycle", "no-namespace", "two-colons", "bad-int-tag", "bad-timestamp", "python-tag", "tab"],
 )
 def test_files_the_cli_refuses_are_one_error_line(tmp_path, capsys, text, error):
     code, out, err = _validate(tmp_path, capsys, text)
     assert code == 2 and out == ""
-    assert err.startswith("error: Pulumi.probe.yaml: ") and error in err, err
-    assert len(err.strip().splitlines()) <= 6 and "Traceback" not in err  # PyYAML's own message may quote the line
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: Pulumi.probe.yaml: ") and error in line, err
 
 
 def test_aliases_within_go_yamls_bound_are_read(tmp_path, capsys):
@@ -170,3 +171,33 @@ def test_a_list_of_thousands_is_one_error(key):
     with pytest.raises(ConfigError) as raised:
         stack_file_from_values("probe", values).validate()
     assert raised.value.problems == [(f"{NS}:{key}", "must list at most 50 items (it has 10000)")]
+
+
+_RAW = {
+    "binary": DEV.replace("name: llm-dev", "name: !!binary bGxtLWRldg=="),  # go-yaml: the decoded text
+    "timestamp": DEV.replace('kubernetesVersion: "1.35"', "kubernetesVersion: !!timestamp 2001-12-14"),
+    "brackets": DEV.replace("  llm-platform:region: us-west-2", '  llm-platform:region: "[oops"'),  # text that starts like JSON
+    "json-text": DEV.replace("  llm-platform:region: us-west-2", '  llm-platform:region: "{\\"a\\": 1}"'),
+    "number": DEV.replace("  llm-platform:region: us-west-2", "  llm-platform:region: 5"),
+    "yes": DEV.replace("allowScaleToZero: true", "allowScaleToZero: yes"),
+    "set": DEV.replace("availabilityZones: [us-west-2a, us-west-2b]", "availabilityZones: !!set {us-west-2a, us-west-2b}"),
+    "omap": DEV.replace("name: llm-dev", "name: !!omap [a: 1]"),
+    "merge": DEV.replace("    name: llm-dev", "    <<: {name: other}\n    name: llm-dev"),
+    "encrypted": DEV.replace("  llm-platform:region: us-west-2", "  llm-platform:region:\n    secure: v1:AAAA"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_RAW))
+def test_the_program_and_validate_agree_on_what_a_file_holds(tmp_path, capsys, name):
+    """What `validate` accepts the program runs; what it refuses the program refuses at the same
+    keys, before registering anything (the program reads the engine's JSON, not the YAML)."""
+    assert _RAW[name] != DEV, name
+    code, _, err = _validate(tmp_path, capsys, _RAW[name])
+    assert code in (0, 2) and "Traceback" not in err
+    run = run_program(load_stack_file("probe", tmp_path), preview=True)
+    if code == 0:
+        assert run.error is None, (name, run.error)
+    else:
+        assert isinstance(run.error, ConfigError), (name, run.error)
+        assert [r.type for r in run.resources] == ["pulumi:pulumi:Stack"]
+        assert {f"{k}" for k, _ in run.error.problems} <= {line.split(": ")[1] for line in err.strip().splitlines()[1:]}, (name, err)
