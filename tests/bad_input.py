@@ -56,9 +56,15 @@ def child_schema(node: dict[str, Any], key: str | int) -> dict[str, Any] | None:
 
 
 def _scalar_invalid(branch: dict[str, Any]) -> list[Any]:
+    """Wrong values of the right type, and values of another JSON type; a map and a list for every
+    scalar, because code that looks a scalar up in a table (`cloud in {...}`) fails on them."""
+    return [*_scalar_invalid_of_kind(branch), {"a": 1}]
+
+
+def _scalar_invalid_of_kind(branch: dict[str, Any]) -> list[Any]:
     kind = branch.get("type")
     if "enum" in branch or "const" in branch:
-        return ["not-an-option" + OFF_PATTERN, 7]
+        return ["not-an-option" + OFF_PATTERN, 7, ["aws"]]
     if kind == "integer":
         out: list[Any] = [True, 1.5, "twelve", [1]]
         if "maximum" in branch:

@@ -446,11 +446,13 @@ def test_a_finished_operation_takes_no_more_events(tmp_path):
     assert [e.get("state") or e.get("urn") for e in stream] == ["queued", "running", "urn:a", "interrupted"]
 
 
-def _serve(tmp_path: Path, port: int) -> subprocess.Popen:
+def _serve(tmp_path: Path, port: int, log: Any = subprocess.PIPE) -> subprocess.Popen:
+    """The service as an operator starts it; `log` a file where the test makes more requests than
+    a pipe nobody reads can hold the access log of."""
     (tmp_path / "token").write_text(TOKEN + "\n")
     return subprocess.Popen(
         [sys.executable, "-m", "stacks", "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path / "data"), "--token-file", str(tmp_path / "token")],
-        cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
 
 
@@ -596,23 +598,66 @@ def test_serve_refuses_to_start_without_a_token(tmp_path, monkeypatch):
     assert result.returncode == 2 and "LLM_PLATFORM_API_TOKEN" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_schemathesis_finds_no_server_error(service, standin):
-    """Generated requests over every operation of the OpenAPI document, with and without valid
-    bodies: none gets a 5xx (a generated preview that validates would start an operation; the
-    one-worker pool keeps that cheap)."""
+def test_st_run_over_the_served_api_finds_nothing(tmp_path, standin):
+    """What a reviewer's scanner does: `st run` from the repository (so with its
+    `schemathesis.toml`) against the real server, every phase and every check."""
+    port, log_path = _free_port(), tmp_path / "service.log"
+    with log_path.open("w") as log:
+        proc = _serve(tmp_path, port, log)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_healthy(base)
+        scan = subprocess.run(
+            [str(Path(sys.executable).parent / "schemathesis"), "--no-color", "run", f"{base}/openapi.json", "-H", f"Authorization: Bearer {TOKEN}", "--max-examples", "25"],
+            cwd=PROJECT_DIR, capture_output=True, text=True, timeout=600,
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    output = log_path.read_text()
+    assert scan.returncode == 0, scan.stdout[-6000:] + scan.stderr[-2000:]
+    assert "Traceback" not in output, output[-6000:]
+    assert " passed" in scan.stdout and "failed" not in scan.stdout.split("SUMMARY")[-1]
+
+
+def test_schemathesis_with_every_check_finds_nothing(service, standin):
+    """Generated requests, schema-valid and not, over every operation of the OpenAPI document,
+    under every schemathesis check and the repository's own `schemathesis.toml` (what `st run`
+    reads there): no 5xx, no status the document does not list, bodies as documented, a valid
+    body not refused but for the config rules JSON Schema cannot say (the file explains), an
+    invalid one not accepted, the token never ignored."""
     import schemathesis
     from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from schemathesis import GenerationMode
+    from schemathesis.config import SchemathesisConfig
 
     client = service(workers=1)
-    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
-    failures: list[tuple[str, str, int, str]] = []
+    config = SchemathesisConfig.from_path(str(PROJECT_DIR / "schemathesis.toml"))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app, config=config)
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    @given(case=schema.as_strategy())
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(case=st.one_of(*(schema.as_strategy(generation_mode=mode) for mode in GenerationMode)))
     def check(case):
-        response = case.call(headers=AUTH)
-        if response.status_code >= 500:
-            failures.append((case.method, case.formatted_path, response.status_code, response.text[:300]))
+        case.call_and_validate(headers=AUTH)
 
     check()
-    assert failures == []
+
+
+def test_the_openapi_document_says_what_a_valid_body_is(service, standin):
+    """`config` is the stack config's own JSON Schema (credentials excepted), `secrets` lists the
+    credentials, the refusals of a body (400, 413) are documented, and a started operation links
+    to where it is followed."""
+    document = service().get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for name in ("EnvironmentRequest", "ValidateRequest"):
+        body = schemas[name]["properties"]
+        assert body["config"]["$ref"] == "#/components/schemas/StackConfigRequest"
+        assert body["secrets"]["properties"].keys() == {"hfToken"} and body["secrets"]["additionalProperties"] is False
+    config = schemas["StackConfigRequest"]
+    assert config["additionalProperties"] is False and {"cloud", "region", "cluster"} <= set(config["required"])
+    assert "hfToken" not in config["properties"] and schemas["GpuPoolConfig"]["properties"]["name"]
+    for path in ("/v1/validate", "/v1/environments/{name}/preview", "/v1/environments/{name}/up"):
+        assert {"400", "413", "422"} <= set(document["paths"][path]["post"]["responses"])
+    links = document["paths"]["/v1/environments/{name}/up"]["post"]["responses"]["202"]["links"]
+    assert links["operation"] == {"operationId": document["paths"]["/v1/operations/{op_id}"]["get"]["operationId"], "parameters": {"op_id": "$response.body#/id"}}

@@ -426,7 +426,7 @@ class StackConfig(ConfigModel):
         device plugin itself): on GCP they are off unless the stack file names them, and naming
         them is then an error at their key."""
         cloud = data.get("cloud") if isinstance(data, Mapping) else None
-        if cloud not in _AWS_ONLY_ADDONS:
+        if not isinstance(cloud, str) or cloud not in _AWS_ONLY_ADDONS:  # a map or list is refused at its key later
             return data
         data = dict(data)
         addons = data.get("addons")

@@ -30,6 +30,7 @@ from stacks.stack_files import STACK_NAME_PATTERN
 
 from .json_body import MAX_BODY_BYTES, repeated_keys
 from .manager import OperationManager, ServiceSettings, StackBusy
+from .openapi import portal_openapi
 from .store import TERMINAL_STATES, Store
 
 StackName = Annotated[str, Path(pattern=STACK_NAME_PATTERN, description="The environment's Pulumi stack name")]
@@ -128,6 +129,7 @@ def create_app(settings: ServiceSettings, token: str) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.store, app.state.manager = store, manager
+    app.openapi = lambda: portal_openapi(app)  # type: ignore[method-assign]
     bearer = HTTPBearer(auto_error=False)
     unauthorized = {"WWW-Authenticate": "Bearer"}
 
@@ -185,6 +187,11 @@ def create_app(settings: ServiceSettings, token: str) -> FastAPI:
     auth = [Depends(authorized)]
     with_body = [*auth, Depends(keys_given_once)]
     errors_doc: dict[int | str, dict[str, Any]] = {401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+    body_doc: dict[int | str, dict[str, Any]] = {
+        400: {"model": ErrorResponse, "description": "The body is not JSON this service can read"},
+        413: {"model": ErrorResponse, "description": f"The body is larger than {MAX_BODY_BYTES // 1024} KiB"},
+        **errors_doc,
+    }
 
     @app.get("/healthz", include_in_schema=True)
     def healthz() -> dict[str, str]:
@@ -195,7 +202,7 @@ def create_app(settings: ServiceSettings, token: str) -> FastAPI:
         """The JSON Schema of a request's `config` (the stack's `llm-platform:` keys without the prefix)."""
         return stack_config_json_schema()
 
-    @app.post("/v1/validate", dependencies=with_body, response_model=ValidateResponse, responses=errors_doc)
+    @app.post("/v1/validate", dependencies=with_body, response_model=ValidateResponse, responses=body_doc)
     def validate(body: ValidateRequest) -> Any:
         """Offline: the config models, the preflight of what the operators would refuse, and the
         program under the offline runner (each model's predicted capacity, the cost estimate)."""
@@ -226,14 +233,20 @@ def create_app(settings: ServiceSettings, token: str) -> FastAPI:
             return error(503, str(exc.kind), exc.message, retryable=True)
         return JSONResponse(operation_body(op), status_code=202, headers={"Location": f"/v1/operations/{op.id}"})
 
-    accepted: dict[int | str, dict[str, Any]] = {202: {"model": OperationResponse}, 409: {"model": ErrorResponse}, **errors_doc}
+    accepted: dict[int | str, dict[str, Any]] = {
+        202: {"model": OperationResponse},
+        409: {"model": ErrorResponse},
+        503: {"model": ErrorResponse, "description": "The Pulumi CLI is missing or too old; retryable"},
+        **errors_doc,
+    }
+    accepted_with_body = {**accepted, **body_doc}
 
-    @app.post("/v1/environments/{name}/preview", dependencies=with_body, status_code=202, response_model=OperationResponse, responses=accepted)
+    @app.post("/v1/environments/{name}/preview", dependencies=with_body, status_code=202, response_model=OperationResponse, responses=accepted_with_body)
     def preview(name: StackName, body: EnvironmentRequest) -> Any:
         """Write the request's config to the stack (created if new), then `pulumi preview`."""
         return start(name, "preview", body)
 
-    @app.post("/v1/environments/{name}/up", dependencies=with_body, status_code=202, response_model=OperationResponse, responses=accepted)
+    @app.post("/v1/environments/{name}/up", dependencies=with_body, status_code=202, response_model=OperationResponse, responses=accepted_with_body)
     def up(name: StackName, body: EnvironmentRequest) -> Any:
         """Write the request's config to the stack (created if new), then `pulumi up`."""
         return start(name, "up", body)
