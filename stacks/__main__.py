@@ -25,7 +25,7 @@ from .offline import run_program
 from .policy_cli import run_policy
 from .service.serve import add_serve_parser, serve
 from .plan import render_text, write_error_json, write_json, write_render
-from .plan_files import PlanFileError
+from .plan_files import PlanFileError, output_path_problem
 from .stack_files import StackFileError, UnknownStackError, load_stack_file
 from .urns import render_snapshot, snapshot_path
 
@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    for path, directory in ((args.json, False), (args.render, True)):
+        problem = output_path_problem(path, directory=directory) if path else None
+        if problem:
+            raise StackFileError(f"{path}: {problem}")
     stack_file = load_stack_file(args.stack, args.stack_dir)
     try:
         stack_file.validate()  # fail fast, before mocks or any resource registration
@@ -147,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             if not (args.base.exists() or args.head.exists()):
                 raise StackFileError(f"neither {args.base} nor {args.head} exists")
             diffs = diff_paths(args.base, args.head)
+            if not diffs:  # two directories, neither holding a plan: a wrong path, not "no change"
+                raise StackFileError(f"neither {args.base} nor {args.head} holds a plan (<stack>.json, as plan --json writes)")
             sys.stdout.write(render(diffs, args.format))
             return EXIT_OK if all(d.ok for d in diffs) else EXIT_BAD_INPUT
         if args.command == "serve":

@@ -8,6 +8,7 @@ diff.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +60,16 @@ def read_plan(path: Path) -> dict[str, Any]:
     if problem:
         raise PlanFileError(f"{path}: not a plan written by `python -m stacks plan --json`: {problem}")
     return document
+
+
+def output_path_problem(path: Path, *, directory: bool) -> str | None:
+    """Why `plan` could not write `path` (`--json` a file, `--render` a directory), known before
+    the plan runs: otherwise the whole plan is computed and then lost to a path typed wrong."""
+    if path.exists():
+        if path.is_dir() != directory:
+            return "is not a directory" if directory else "is a directory"
+        return None if os.access(path, os.W_OK) else "is not writable"
+    existing = next(p for p in path.parents if p.exists())
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    return None if os.access(existing, os.W_OK | os.X_OK) else f"{existing} is not writable"

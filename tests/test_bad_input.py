@@ -182,8 +182,34 @@ def test_an_output_path_that_cannot_be_written_is_one_error(tmp_path):
         assert err.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in err, err
 
 
+def test_plan_refuses_an_output_path_before_it_plans(tmp_path, monkeypatch):
+    """The plan is the slow part: a path typed wrong is refused before it runs, not after."""
+    import stacks.__main__ as cli
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr(cli, "run_program", lambda *_, **__: pytest.fail("the plan ran"))
+    cases = {
+        ("--json", str(tmp_path)): f"error: {tmp_path}: is a directory",
+        ("--render", str(blocker)): f"error: {blocker}: is not a directory",
+        ("--json", str(blocker / "x.json")): f"error: {blocker / 'x.json'}: {blocker} is not a directory",
+        ("--render", str(blocker / "sub")): f"error: {blocker / 'sub'}: {blocker} is not a directory",
+    }
+    for flags, expected in cases.items():
+        code, out, err = _cli(["plan", "dev", *flags])
+        assert (code, out, err.strip()) == (2, "", expected), flags
+
+
 def test_an_architecture_file_nested_past_json_is_one_error(tmp_path):
     path = tmp_path / "config.json"
     path.write_bytes(b"[" * 100_000 + b"]" * 100_000)
     code, out, err = _cli(["fit", "--gpu", "l4", "--architecture", str(path)])
     assert code == 2 and out == "" and err.strip().startswith(f"error: {path}: "), err
+
+
+def test_diff_of_two_directories_without_a_plan_is_an_error(tmp_path):
+    """Not "no change": an empty PR comment would hide that the plans were never written."""
+    (tmp_path / "base").mkdir()
+    (tmp_path / "head").mkdir()
+    code, out, err = _cli(["diff", str(tmp_path / "base"), str(tmp_path / "head")])
+    assert (code, out) == (2, "") and err.strip() == f"error: neither {tmp_path / 'base'} nor {tmp_path / 'head'} holds a plan (<stack>.json, as plan --json writes)"
