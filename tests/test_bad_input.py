@@ -86,6 +86,16 @@ def test_an_unknown_key_names_the_closest_real_one():
     assert error.problems[0][1].startswith("unknown key (")
 
 
+@pytest.mark.parametrize(("written", "meant"), [("CLOUD", "cloud"), ("hfTOKEN", "hfToken"), ("gpuPool", "gpuPools"), ("modelpolicy", "modelPolicy")])
+def test_a_key_in_the_wrong_case_is_named_as_meant(written, meant):
+    """Keys are case-sensitive; a key written in another case is a typo of one key, not "one of these 15"."""
+    values = {k: v for k, v in load_stack_file("dev").values.items()}
+    values[f"{CONFIG_NAMESPACE}:{written}"] = values.pop(f"{CONFIG_NAMESPACE}:{meant}", "x")
+    with pytest.raises(ConfigError) as raised:
+        stack_file_from_values("dev", values).validate()
+    assert (f"{CONFIG_NAMESPACE}:{written}", f"unknown key (did you mean {meant}?)") in raised.value.problems
+
+
 # --- CLI flags ---------------------------------------------------------------------------------
 
 _NOT_A_WHOLE_NUMBER = st.sampled_from(["", "x", "1.5", "\u0663", "1e3", "0x10", "nan", "٣٢", "12abc", "99999999999"])

@@ -418,6 +418,20 @@ def test_encrypted_credential_passes_the_cli_validation_too():
     assert cfg.models[0].gated
 
 
+@pytest.mark.parametrize(("token", "words"), [("", "is empty"), ("hf_abc\n", "newline"), ("hf_" + "x" * 300, "characters long")])
+def test_a_decrypted_token_that_cannot_work_is_a_config_error(token, words):
+    """What the engine hands the program is the decrypted value: an empty or pasted-with-a-newline
+    token is refused at preview, by key, without the value, before any GPU node downloads."""
+    from components.config.stack import parse_stack_config
+
+    raw = {k.removeprefix(f"{NS}:"): v for k, v in dev_config_values().items() if k.startswith(f"{NS}:")}
+    raw["hfToken"] = token
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(raw, "Pulumi.dev.yaml", secret_keys={"hfToken"})
+    ((key, message),) = raised.value.problems
+    assert key == f"{NS}:hfToken" and words in message and (not token.strip() or token.strip() not in str(raised.value))
+
+
 def test_admin_principals_get_access_entries_with_cluster_admin():
     values = dev_config_values()
     arns = ["arn:aws:iam::123456789012:role/platform-admins", "arn:aws:iam::123456789012:role/oncall"]

@@ -277,6 +277,17 @@ def test_only_credentials_may_be_sent_as_secrets(service):
     assert problem["pointer"] == "/secrets/region" and "not a credential (only hfToken is)" in problem["message"]
 
 
+@pytest.mark.parametrize(("token", "words"), [("", "is empty"), ("   ", "is empty"), ("hf_abc\n", "newline"), ("hf_a b", "space"), ("hf_" + "x" * 300, "characters long")])
+def test_an_unusable_token_is_refused_without_showing_it(service, token, words):
+    """The stack file the request becomes holds placeholders, so the values are checked as sent;
+    the answer names the key and never echoes the value."""
+    response = service().post("/v1/validate", headers=AUTH, json={"config": dev_config(), "secrets": {"hfToken": token}})
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["error"]["errors"]
+    assert problem["pointer"] == "/secrets/hfToken" and problem["key"] == "llm-platform:hfToken" and words in problem["message"]
+    assert token.strip() == "" or token.strip() not in response.text
+
+
 def test_repository_stacks_are_not_the_portals(service):
     response = service().post("/v1/environments/prod/up", headers=AUTH, json={"config": dev_config()})
     assert response.status_code == 409 and response.json()["error"]["kind"] == "repository-stack"

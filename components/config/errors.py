@@ -153,8 +153,11 @@ def _suggest(loc: Loc, root: type[BaseModel]) -> str:
         model = _model_of(field.annotation)
         if model is None:
             return ""
-    close = difflib.get_close_matches(str(loc[-1]), _field_names(model), n=1)
-    return f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(_field_names(model))})"
+    names = _field_names(model)
+    written = str(loc[-1])
+    by_case = {n.lower(): n for n in names}  # keys are case-sensitive: "CLOUD" and "hfTOKEN" are typos too
+    close = [by_case[written.strip().lower()]] if written.strip().lower() in by_case else difflib.get_close_matches(written, names, n=1)
+    return f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(names)})"
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel, to_snake
 
 from ..catalog.gpus import cpu_arch, gpu_instance, gpu_models, gpu_types_offered, instance_type_cloud
@@ -416,6 +417,14 @@ class StackConfig(ConfigModel):
         None,
         description="Hugging Face token for gated models. Set it with `pulumi config set --secret llm-platform:hfToken`.",
     )
+
+    @field_validator("hf_token")
+    @classmethod
+    def _usable_token(cls, token: SecretStr | None) -> SecretStr | None:
+        problem = credential_problem(token.get_secret_value()) if token is not None else None
+        if problem:
+            raise ValueError(problem)
+        return token
 
     @model_validator(mode="before")
     @classmethod
@@ -838,6 +847,20 @@ def _duplicates(key: str, names: list[str]) -> list[Problem]:
 
 
 SECRET_KEYS = frozenset({"hfToken"})  # must be stored encrypted (`pulumi config set --secret`)
+MAX_CREDENTIAL_CHARS = 256  # a Hugging Face token is 37 ("hf_" and 34)
+
+
+def credential_problem(value: str) -> str | None:
+    """Why a credential could not work, said without showing it. It goes into a Secret as it is,
+    and huggingface_hub sends it in an HTTP header: an empty token is anonymous (a gated download
+    fails an hour into a billed GPU node's start), and a pasted newline or space breaks the header."""
+    if not value.strip():
+        return "is empty: a gated model needs a Hugging Face token (hf_...)"
+    if any(c.isspace() or unicodedata.category(c).startswith("C") for c in value):
+        return "holds a space, newline or control character (pasted with a line break?)"
+    if len(value) > MAX_CREDENTIAL_CHARS:
+        return f"is {len(value):,} characters long; a Hugging Face token has about 40 (was a file pasted?)"
+    return None
 
 
 def parse_stack_config(raw: Mapping[str, Any], stack_file: str, secret_keys: Iterable[str] = ()) -> StackConfig:

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.config.errors import CONFIG_NAMESPACE, ConfigError
+from components.config.stack import SECRET_KEYS, credential_problem
 from stacks.offline import run_program
 from stacks.stack_files import SECRET_PLACEHOLDER, StackFile, stack_file_from_values
 
@@ -126,6 +127,9 @@ def validate_request(stack: str, request: EnvironmentRequest) -> ValidatedReques
             [FieldError(json_pointer(["secrets", k]), f"{CONFIG_NAMESPACE}:{k}", "given in both config and secrets", f"{k}: given in both config and secrets") for k in both]
         )
     stack_file = stack_file_of(stack, request)
+    unusable = [(f"{CONFIG_NAMESPACE}:{k}", credential_problem(v)) for k, v in sorted(request.secrets.items()) if k in SECRET_KEYS]
+    if any(problem for _, problem in unusable):  # checked here: the stack file holds placeholders, not the values
+        raise RequestInvalid(field_errors(stack_file, [(k, p) for k, p in unusable if p], request))
     try:
         _, warnings = stack_file.check()
     except ConfigError as exc:
