@@ -89,7 +89,7 @@ def test_an_unknown_key_names_the_closest_real_one():
 @pytest.mark.parametrize(("written", "meant"), [("CLOUD", "cloud"), ("hfTOKEN", "hfToken"), ("gpuPool", "gpuPools"), ("modelpolicy", "modelPolicy")])
 def test_a_key_in_the_wrong_case_is_named_as_meant(written, meant):
     """Keys are case-sensitive; a key written in another case is a typo of one key, not "one of these 15"."""
-    values = {k: v for k, v in load_stack_file("dev").values.items()}
+    values = dict(load_stack_file("dev").values)
     values[f"{CONFIG_NAMESPACE}:{written}"] = values.pop(f"{CONFIG_NAMESPACE}:{meant}", "x")
     with pytest.raises(ConfigError) as raised:
         stack_file_from_values("dev", values).validate()

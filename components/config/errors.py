@@ -154,9 +154,9 @@ def _suggest(loc: Loc, root: type[BaseModel]) -> str:
         if model is None:
             return ""
     names = _field_names(model)
-    written = str(loc[-1])
     by_case = {n.lower(): n for n in names}  # keys are case-sensitive: "CLOUD" and "hfTOKEN" are typos too
-    close = [by_case[written.strip().lower()]] if written.strip().lower() in by_case else difflib.get_close_matches(written, names, n=1)
+    folded = str(loc[-1]).strip().lower()
+    close = [by_case[folded]] if folded in by_case else difflib.get_close_matches(str(loc[-1]), names, n=1)
     return f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(names)})"
 
 
